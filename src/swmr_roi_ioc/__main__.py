@@ -1,0 +1,164 @@
+"""Command line: run / demo / check / schema / simulate.
+
+Exit codes: 0 ok, 2 bad config or arguments, 1 other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from swmr_roi_ioc import __version__
+from swmr_roi_ioc.config import ConfigError, load_config
+from swmr_roi_ioc.config._schema import config_schema_json
+
+DEFAULT_CONFIG = "ioc/ioc.yaml"
+log = logging.getLogger("swmr_roi_ioc")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swmr-roi-ioc",
+        description="Live ROI statistics of an areaDetector SWMR HDF5 file as EPICS PVs.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default INFO)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the IOC")
+    run.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="ioc.yaml")
+
+    demo = sub.add_parser("demo", help="simulated writer + IOC on the default config")
+    demo.add_argument("--frames", type=int, default=None, help="frames per acquisition")
+    demo.add_argument("--rate", type=float, default=10.0, help="frames per second")
+    demo.add_argument("--dir", default=None, help="data directory (default: a temp dir)")
+    demo.add_argument("--config", default=None, help="config (default: ioc/ioc.yaml)")
+
+    check = sub.add_parser("check", help="validate a config and print its PVs")
+    check.add_argument("config")
+
+    sub.add_parser("schema", help="print the JSON Schema of ioc.yaml")
+
+    sim = sub.add_parser("simulate", help="the simulated NDFileHDF5 SWMR writer alone")
+    sim.add_argument("out", help="HDF5 file to write")
+    sim.add_argument("--frames", type=int, default=100)
+    sim.add_argument("--rate", type=float, default=10.0, help="Hz; 0 = flat out")
+    sim.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"), default=(256, 320))
+    sim.add_argument("--scan", type=int, nargs=2, metavar=("R", "C"), default=None)
+    sim.add_argument("--raster", action="store_true", help="raster, not snake")
+    sim.add_argument(
+        "--compression", choices=["none", "lz4", "bslz4", "blosc"], default="none"
+    )
+    sim.add_argument(
+        "--dtype",
+        choices=["uint8", "uint16", "uint32", "int32", "float32", "float64"],
+        default="uint16",
+    )
+    sim.add_argument("--extra-dims", action="store_true", help="scan-shaped dataset")
+    sim.add_argument("--flush", type=int, default=1, help="NumFramesFlush")
+    sim.add_argument(
+        "--attribute-chunk", type=int, default=None, help="NDAttributeChunk"
+    )
+    sim.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _check(path: str) -> int:
+    from swmr_roi_ioc.publish import pv_names
+
+    config = load_config(path)
+    names = pv_names(config)
+    print(f"{path}: ok, {len(config.rois)} ROIs, {len(names)} PVs")
+    for name in names:
+        print(name)
+    return 0
+
+
+def _run(path: str) -> int:
+    from swmr_roi_ioc.app import serve
+
+    config = load_config(path)
+    log.info("IOC %s serving prefix %s", config.ioc_name, config.prefix)
+    asyncio.run(serve(config))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from swmr_roi_ioc.sim import SimError, SimOptions, write_file
+
+    try:
+        options = SimOptions(
+            frames=args.frames,
+            rate_hz=args.rate,
+            shape=(args.shape[0], args.shape[1]),
+            dtype=args.dtype,
+            scan=None if args.scan is None else (args.scan[0], args.scan[1]),
+            snake=not args.raster,
+            compression=args.compression,
+            extra_dims=args.extra_dims,
+            num_frames_flush=args.flush,
+            attribute_chunk=args.attribute_chunk,
+            seed=args.seed,
+        )
+    except SimError as exc:
+        print(f"swmr-roi-ioc simulate: {exc}", file=sys.stderr)
+        return 2
+    written = write_file(args.out, options)
+    log.info("wrote %d frames to %s", written, args.out)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from swmr_roi_ioc._demo import run_demo
+
+    config = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
+    return run_demo(config, frames=args.frames, rate_hz=args.rate, directory=args.dir)
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Entry point of ``swmr-roi-ioc`` and ``python -m swmr_roi_ioc``."""
+    ns = _parser().parse_args(args)
+    logging.basicConfig(
+        level=getattr(logging, ns.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # caproto logs every beacon failure; keep its chatter out of an operator's log
+    logging.getLogger("caproto").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        if ns.command == "schema":
+            sys.stdout.write(config_schema_json())
+            return 0
+        if ns.command == "check":
+            return _check(ns.config)
+        if ns.command == "run":
+            return _run(ns.config)
+        if ns.command == "simulate":
+            return _simulate(ns)
+        if ns.command == "demo":
+            return _demo(ns)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # `... | head`: the reader left; not a failure
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # noqa: BLE001 - last resort: a message, exit 1
+        log.exception("failed: %s", exc)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Wire source -> follower -> stats -> publishers, in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from caproto import get_server_address_list
+from caproto.asyncio.server import Context
+
+from swmr_roi_ioc.config import IocConfig
+from swmr_roi_ioc.publish import RoiIoc, Status, build_ioc
+
+from ._fixed_file import FixedFileSource
+from ._state import ServiceState
+
+log = logging.getLogger(__name__)
+
+
+async def _publish_forever(ioc: RoiIoc, state: ServiceState, rate_hz: float) -> None:
+    """Coalesced publishing: at most rate_hz updates per PV, whatever the frame rate."""
+    period = 1.0 / rate_hz
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        try:
+            await ioc.publish(state.snapshot())
+        except Exception:  # a failing update must not stop the IOC
+            log.exception("publishing failed")
+        await asyncio.sleep(max(0.0, period - (loop.time() - started)))
+
+
+async def _idle_source(state: ServiceState) -> None:
+    state.set_status(Status.IDLE, "No source configured (source.file is null)")
+    await asyncio.Event().wait()
+
+
+class Service:
+    """One running IOC: the CA server, the publisher and the source."""
+
+    def __init__(self, config: IocConfig) -> None:
+        self.config = config
+        self.state = ServiceState(config)
+        self.ioc = build_ioc(config, controller=self.state)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdf5")
+
+    async def run(self) -> None:
+        """Serve until cancelled; every task is cancelled and awaited on the way out."""
+        context = Context(self.ioc.pvdb, get_server_address_list())
+        if self.config.source.file is not None:
+            source = FixedFileSource(self.state, self._executor).run()
+        else:
+            source = _idle_source(self.state)
+        tasks = [
+            asyncio.create_task(context.run(), name="ca-server"),
+            asyncio.create_task(
+                _publish_forever(self.ioc, self.state, self.config.publish.rate_hz),
+                name="publisher",
+            ),
+            asyncio.create_task(source, name="source"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # a task that ended by itself is an error: raise it
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def serve(config: IocConfig) -> None:
+    """Run the IOC until SIGINT/SIGTERM."""
+    service = Service(config)
+    task = asyncio.create_task(service.run(), name="service")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

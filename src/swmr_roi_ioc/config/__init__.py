@@ -1,0 +1,29 @@
+"""ioc.yaml: pydantic models, loading with located errors, JSON schema."""
+
+from ._load import DATA_ROOT_ENV, ConfigError, ConfigIssue, load_config, parse_config
+from ._models import (
+    HistogramConfig,
+    IocConfig,
+    NexusConfig,
+    PublishConfig,
+    RoiConfig,
+    ScanConfig,
+    SourceConfig,
+)
+from ._schema import config_schema
+
+__all__ = [
+    "DATA_ROOT_ENV",
+    "ConfigError",
+    "ConfigIssue",
+    "HistogramConfig",
+    "IocConfig",
+    "NexusConfig",
+    "PublishConfig",
+    "RoiConfig",
+    "ScanConfig",
+    "SourceConfig",
+    "config_schema",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,138 @@
+"""Load ioc.yaml into an IocConfig, with errors that name FILE:LINE: key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from swmr_roi_ioc._errors import SwmrRoiError
+
+from ._models import IocConfig
+
+#: Environment variable that overrides ``data_root`` (DESIGN.md).
+DATA_ROOT_ENV = "SWMR_ROI_DATA_ROOT"
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One thing wrong with a config file, located for a person."""
+
+    file: str
+    line: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        key = f" {self.key}:" if self.key else ""
+        return f"{self.file}:{self.line}:{key} {self.message}"
+
+
+class ConfigError(SwmrRoiError):
+    """ioc.yaml could not be used; ``issues`` say where and why."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+def _key_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _line_of(doc: Any, loc: Sequence[int | str]) -> int:
+    """1-based line of the deepest YAML node that ``loc`` reaches."""
+    line = 1
+    node = doc
+    for part in loc:
+        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _message(error: Any) -> str:
+    msg = str(error["msg"])
+    for lead in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(lead)
+    if error["type"] == "extra_forbidden":
+        return "unknown key (not in the schema; see `swmr-roi-ioc schema`)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    got = error.get("input")
+    if "(got" not in msg and not isinstance(got, dict | list):
+        msg += f" (got {got!r})"
+    return msg
+
+
+def parse_config(text: str, file: str = "<string>") -> IocConfig:
+    """Parse and validate ioc.yaml text. Raises ConfigError."""
+    yaml = YAML(typ="rt")  # round-trip loader: safe, and keeps line numbers
+    try:
+        doc = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = exc.problem or exc.context or "YAML syntax error"
+        raise ConfigError([ConfigIssue(file, line, "", f"YAML syntax error: {problem}")]) from exc
+    except YAMLError as exc:
+        raise ConfigError([ConfigIssue(file, 1, "", f"YAML error: {exc}")]) from exc
+    if doc is None:
+        raise ConfigError([ConfigIssue(file, 1, "", "the file is empty; expected a mapping")])
+    if not isinstance(doc, CommentedMap):
+        raise ConfigError(
+            [ConfigIssue(file, 1, "", f"expected a mapping at top level, got {type(doc).__name__}")]
+        )
+    try:
+        config = IocConfig.model_validate(_plain(doc))
+    except ValidationError as exc:
+        issues = [
+            ConfigIssue(file, _line_of(doc, err["loc"]), _key_path(err["loc"]), _message(err))
+            for err in exc.errors()
+        ]
+        raise ConfigError(sorted(issues, key=lambda i: i.line)) from exc
+    root = os.environ.get(DATA_ROOT_ENV)
+    if root:
+        if not Path(root).is_absolute():
+            raise ConfigError(
+                [ConfigIssue(file, 1, "data_root", f"{DATA_ROOT_ENV}={root!r} is not absolute")]
+            )
+        config = config.model_copy(update={"data_root": root})
+    return config
+
+
+def _plain(node: Any) -> Any:
+    """ruamel containers -> plain dict/list, so pydantic sees ordinary Python."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def load_config(path: str | os.PathLike[str]) -> IocConfig:
+    """Read and validate an ioc.yaml file. Raises ConfigError."""
+    name = os.fspath(path)
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue(name, 1, "", f"cannot read the file: {exc}")]) from exc
+    return parse_config(text, name)

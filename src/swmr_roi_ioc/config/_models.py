@@ -1,0 +1,190 @@
+"""pydantic models of ioc.yaml: the keys are the contract of DESIGN.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_PV_CHARS = re.compile(r"^[A-Za-z0-9_:\-.\[\]<>;{}]*$")
+_ROI_NAME = re.compile(r"^[A-Za-z0-9_ .\-]{1,39}$")
+
+#: The largest frame dimension any supported camera has; bounds ROI geometry.
+MAX_PIXELS = 1 << 16
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Model):
+    """Where the frames come from."""
+
+    file: str | None = Field(
+        default=None,
+        description=(
+            "A fixed HDF5 file to follow (waits for it to appear). A relative path "
+            "is taken relative to data_root."
+        ),
+    )
+    plugin_prefix: str | None = Field(
+        default=None,
+        description=(
+            "Follow the file this NDFileHDF5 plugin writes, e.g. "
+            "'BL01C-DI-DCAM-01:HDF5:' (issue 'detector'; ignored when file is set)."
+        ),
+    )
+    dataset: str = Field(
+        default="/entry/data/data",
+        description="HDF5 path of the frames dataset, shape (..., H, W).",
+    )
+    keys: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Optional key datasets or groups: a frame is complete when every key "
+            "is non-zero at its index. Empty: complete when the extent covers it."
+        ),
+    )
+    finished: str | None = Field(
+        default=None,
+        description="Optional dataset whose non-zero value means the writer finished.",
+    )
+    timeout: Annotated[float, Field(gt=0, le=86400)] = Field(
+        default=5.0,
+        description="Seconds with no new frame after which the acquisition is Finished.",
+    )
+
+    @field_validator("dataset", "finished")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must be an absolute HDF5 path (got {value!r})")
+        return value
+
+
+class ScanConfig(_Model):
+    """Geometry of the 2-D scan the frames belong to (for the maps)."""
+
+    shape: tuple[Annotated[int, Field(ge=1, le=100_000)], Annotated[int, Field(ge=1, le=100_000)]] | None = Field(
+        default=None,
+        description="Map geometry (rows, cols). None: maps of one row of time_series_length.",
+    )
+    snake: bool = Field(default=True, description="Odd rows run backwards (snake scan).")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.shape is not None and self.shape[0] * self.shape[1] > 4_000_000:
+            raise ValueError("scan.shape has more than 4,000,000 points")
+        return self
+
+
+class RoiConfig(_Model):
+    """One rectangular region, in NDPluginROIStat terms."""
+
+    name: str = Field(description="Label shown in P:n:Name (at most 39 characters).", pattern=_ROI_NAME.pattern)
+    x: int = Field(ge=0, le=MAX_PIXELS, description="MinX: first column of the region.")
+    y: int = Field(ge=0, le=MAX_PIXELS, description="MinY: first row of the region.")
+    width: int = Field(ge=1, le=MAX_PIXELS, description="SizeX: number of columns.")
+    height: int = Field(ge=1, le=MAX_PIXELS, description="SizeY: number of rows.")
+    background_width: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_PIXELS,
+        description="BgdWidth: border inside the region whose mean is the background of Net.",
+    )
+    use: bool = Field(default=True, description="Compute this ROI (P:n:Use).")
+
+
+class HistogramConfig(_Model):
+    """Histogram of the latest frame (issue 'live views')."""
+
+    bins: int = Field(default=256, ge=1, le=65536, description="Number of bins (HistSize).")
+    min: float = Field(default=0.0, description="Lower edge of the first bin (HistMin).")
+    max: float = Field(default=256.0, description="Upper edge of the last bin (HistMax).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if not self.max > self.min:
+            raise ValueError(f"histogram max ({self.max}) must be greater than min ({self.min})")
+        return self
+
+
+class PublishConfig(_Model):
+    """How often and how much is published."""
+
+    rate_hz: float = Field(
+        default=10.0, gt=0, le=100, description="Cap on monitor updates per PV per second."
+    )
+    time_series_length: int = Field(
+        default=2048, ge=1, le=1_000_000, description="Points in each time series waveform."
+    )
+    histogram: HistogramConfig = Field(
+        default_factory=HistogramConfig, description="Histogram of the latest frame."
+    )
+    image_max_size: int = Field(
+        default=512, ge=8, le=4096, description="Live image binned to at most this per side."
+    )
+
+
+class NexusConfig(_Model):
+    """Processed NeXus output per acquisition (issue 'live views')."""
+
+    directory: str | None = Field(
+        default=None, description="Output directory; null = beside the source file."
+    )
+
+
+class IocConfig(_Model):
+    """One instance of swmr-roi-ioc: the whole of ioc.yaml."""
+
+    ioc_name: str = Field(
+        description="Name of this IOC instance (epics-containers style).",
+        pattern=r"^[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?$",
+    )
+    description: str = Field(default="", description="Free text shown in the screens.")
+    prefix: str = Field(
+        description="Every PV name starts with this; ends with ':' (areaDetector $(P)$(R)).",
+        min_length=2,
+        max_length=40,
+    )
+    data_root: str = Field(
+        description=(
+            "Only files under this directory are ever opened (symlinks resolved). "
+            "The environment variable SWMR_ROI_DATA_ROOT overrides it."
+        )
+    )
+    source: SourceConfig = Field(default_factory=SourceConfig, description="Where frames come from.")
+    scan: ScanConfig = Field(default_factory=ScanConfig, description="Scan geometry for the maps.")
+    rois: list[RoiConfig] = Field(
+        default_factory=list, max_length=64, description="The regions of interest, P:1: .. P:N:."
+    )
+    publish: PublishConfig = Field(default_factory=PublishConfig, description="Publishing limits.")
+    pva: bool = Field(default=True, description="Mirror every PV over PVAccess (p4p).")
+    nexus: NexusConfig = Field(default_factory=NexusConfig, description="NeXus output.")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value.endswith(":"):
+            raise ValueError(f"must end with ':' (got {value!r})")
+        if not _PV_CHARS.match(value):
+            raise ValueError(f"{value!r} has characters not allowed in a PV name")
+        return value
+
+    @field_validator("data_root")
+    @classmethod
+    def _data_root(cls, value: str) -> str:
+        if not value or not Path(value).is_absolute():
+            raise ValueError(f"must be an absolute path (got {value!r})")
+        return value
+
+    @field_validator("rois")
+    @classmethod
+    def _unique_names(cls, value: list[RoiConfig]) -> list[RoiConfig]:
+        names = [r.name for r in value]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            raise ValueError(f"ROI names must be unique; repeated: {', '.join(dups)}")
+        return value

@@ -1,0 +1,307 @@
+"""The caproto soft IOC: every PV of DESIGN.md, in the NDPluginROIStat layout.
+
+The PV groups are built per config (the number of ROIs and the waveform
+lengths are only known at startup). Values come from :class:`Snapshot` objects
+at the publish rate; writes go to a :class:`Controller`, which validates and
+applies them. A put that cannot be applied raises, and caproto refuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+from caproto import AlarmSeverity, AlarmStatus, ChannelType
+from caproto.server import PVGroup, SubGroup, pvproperty
+
+from swmr_roi_ioc.config import IocConfig
+from swmr_roi_ioc.config._models import MAX_PIXELS
+
+from ._model import STATUS_LABELS, RegionSnapshot, Severity, Snapshot
+
+log = logging.getLogger(__name__)
+
+#: Length of the char waveforms that carry paths and messages.
+LONG_STRING = 1024
+#: Statistic PV suffix -> attribute of StatValues
+STAT_PVS = {
+    "Total_RBV": "total",
+    "Net_RBV": "net",
+    "MinValue_RBV": "min",
+    "MaxValue_RBV": "max",
+    "MeanValue_RBV": "mean",
+}
+#: Time-series PV suffix -> key of RegionSnapshot.series
+SERIES_PVS = {
+    "TSTotal": "total",
+    "TSNet": "net",
+    "TSMinValue": "min",
+    "TSMaxValue": "max",
+    "TSMeanValue": "mean",
+}
+#: Geometry setpoint suffix -> (field of Geometry, lowest allowed value)
+GEOMETRY_PVS = {
+    "MinX": ("x", 0),
+    "MinY": ("y", 0),
+    "SizeX": ("width", 1),
+    "SizeY": ("height", 1),
+    "BgdWidth": ("background_width", 0),
+}
+NO_YES = ["No", "Yes"]
+
+_SEVERITY = {
+    Severity.NO_ALARM: AlarmSeverity.NO_ALARM,
+    Severity.MINOR: AlarmSeverity.MINOR_ALARM,
+    Severity.MAJOR: AlarmSeverity.MAJOR_ALARM,
+    Severity.INVALID: AlarmSeverity.INVALID_ALARM,
+}
+
+
+class PutRefused(ValueError):
+    """A client wrote a value the IOC will not take; the message says why."""
+
+
+class Controller(Protocol):
+    """What the IOC calls when a client writes a setpoint."""
+
+    def set_roi(self, index: int, **fields: int | bool) -> None:
+        """Change ROI ``index`` (0-based); applies from the next frame."""
+
+    def reset(self) -> None:
+        """Clear statistics, maps and time series."""
+
+
+def _as_int(value: Any, name: str, low: int, high: int = MAX_PIXELS) -> int:
+    """Validate a numeric put; raise PutRefused with the reason."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise PutRefused(f"{name}: {value!r} is not a number") from exc
+    if not math.isfinite(number) or number != int(number):
+        raise PutRefused(f"{name}: {value!r} is not a whole number")
+    if not low <= number <= high:
+        raise PutRefused(f"{name}: {int(number)} is outside {low}..{high}")
+    return int(number)
+
+
+def _region_group(
+    *, index: int | None, ts_len: int, map_len: int, name: str
+) -> type[PVGroup]:
+    """A PVGroup class for ROI ``index`` (0-based), or the whole frame if None."""
+    body: dict[str, Any] = {}
+
+    def stat(doc: str) -> pvproperty:
+        return pvproperty(value=0.0, read_only=True, record="ai", precision=3, doc=doc)
+
+    def wave(doc: str, length: int) -> pvproperty:
+        return pvproperty(
+            value=np.full(length, np.nan).tolist(),
+            dtype=ChannelType.DOUBLE,
+            max_length=length,
+            read_only=True,
+            doc=doc,
+        )
+
+    for suffix, attr in STAT_PVS.items():
+        body[suffix] = stat(f"{attr} of the latest frame")
+    for suffix, key in SERIES_PVS.items():
+        body[suffix] = wave(f"{key} per frame, acquisition order", ts_len)
+    body["Map"] = wave("Total placed by scan position, row-major, NaN = not yet", map_len)
+    body["MaxSizeX_RBV"] = pvproperty(value=0, read_only=True, doc="frame width")
+    body["MaxSizeY_RBV"] = pvproperty(value=0, read_only=True, doc="frame height")
+
+    if index is None:
+        body["Name"] = pvproperty(value=name, dtype=ChannelType.STRING, read_only=True)
+        return type("FrameGroup", (PVGroup,), body)
+
+    body["Name"] = pvproperty(value=name, dtype=ChannelType.STRING, doc="ROI label")
+    body["Use"] = pvproperty(
+        value="Yes", dtype=ChannelType.ENUM, enum_strings=NO_YES, record="bo"
+    )
+    body["Use_RBV"] = pvproperty(
+        value="Yes", dtype=ChannelType.ENUM, enum_strings=NO_YES, read_only=True
+    )
+    for suffix in GEOMETRY_PVS:
+        body[suffix] = pvproperty(value=0, record="longout", doc=f"{suffix} setpoint")
+        body[f"{suffix}_RBV"] = pvproperty(value=0, read_only=True, record="longin")
+
+    cls = type(f"Roi{index + 1}Group", (PVGroup,), body)
+    _attach_putters(cls, index)
+    return cls
+
+
+def _controller(group: PVGroup) -> Controller:
+    parent = group.parent
+    assert isinstance(parent, RoiIoc)
+    return parent.controller
+
+
+def _attach_putters(cls: type[PVGroup], index: int) -> None:
+    """Setpoint putters: validate, hand to the controller, echo the value."""
+
+    def geometry_putter(suffix: str, field: str, low: int) -> Callable[..., Any]:
+        async def put(group: PVGroup, instance: Any, value: Any) -> int:
+            number = _as_int(value, f"{group.prefix}{suffix}", low)
+            _controller(group).set_roi(index, **{field: number})
+            return number
+
+        return put
+
+    for suffix, (field, low) in GEOMETRY_PVS.items():
+        prop: pvproperty = getattr(cls, suffix)
+        prop.putter(geometry_putter(suffix, field, low))
+
+    async def put_use(group: PVGroup, instance: Any, value: Any) -> Any:
+        text = value if isinstance(value, str) else NO_YES[_as_int(value, "Use", 0, 1)]
+        if text not in NO_YES:
+            raise PutRefused(f"{group.prefix}Use: {value!r} is not one of {NO_YES}")
+        _controller(group).set_roi(index, use=text == "Yes")
+        return text
+
+    async def put_name(group: PVGroup, instance: Any, value: Any) -> str:
+        text = str(value).strip()
+        if not text or len(text) > 39:
+            raise PutRefused(f"{group.prefix}Name: must be 1..39 characters")
+        return text
+
+    cls.Use.putter(put_use)  # type: ignore[attr-defined]
+    cls.Name.putter(put_name)  # type: ignore[attr-defined]
+
+
+class RoiIoc(PVGroup):
+    """The whole-IOC PVs; ROI and Frame subgroups are added per config."""
+
+    Status_RBV = pvproperty(
+        value=STATUS_LABELS[0],
+        dtype=ChannelType.ENUM,
+        enum_strings=STATUS_LABELS,
+        read_only=True,
+        record="mbbi",
+        doc="Idle, Waiting, Following, Finished, Error",
+    )
+    StatusMessage_RBV = pvproperty(
+        value="", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True
+    )
+    FilePath_RBV = pvproperty(
+        value="", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True
+    )
+    ArrayCounter_RBV = pvproperty(value=0, read_only=True, record="longin")
+    FramesWritten_RBV = pvproperty(value=0, read_only=True, record="longin")
+    UniqueId_RBV = pvproperty(value=0, read_only=True, record="longin")
+    ArrayRate_RBV = pvproperty(
+        value=0.0, read_only=True, record="ai", units="Hz", precision=1
+    )
+    MapSizeX_RBV = pvproperty(value=0, read_only=True, record="longin")
+    MapSizeY_RBV = pvproperty(value=0, read_only=True, record="longin")
+    NumROIs_RBV = pvproperty(value=0, read_only=True, record="longin")
+    Reset = pvproperty(value=0, record="bo", doc="write 1: clear statistics")
+
+    @Reset.putter
+    async def Reset(self, instance: Any, value: Any) -> int:  # noqa: N802
+        if _as_int(value, f"{self.prefix}Reset", 0, 1) == 1:
+            self.controller.reset()
+        return 0
+
+    def __init__(self, *args: Any, controller: Controller, **kwargs: Any) -> None:
+        self.controller = controller
+        self._last: dict[str, Any] = {}
+        self._arrays_generation = -1
+        super().__init__(*args, **kwargs)
+
+    # -- publishing -----------------------------------------------------------
+
+    async def _put(self, prop: Any, value: Any, severity: Severity = Severity.NO_ALARM) -> None:
+        """Write if value or severity changed (monitors only on change)."""
+        key = prop.pvname
+        if self._last.get(key) == (value, severity):
+            return
+        self._last[key] = (value, severity)
+        status = AlarmStatus.NO_ALARM
+        if severity is Severity.INVALID:
+            status = AlarmStatus.UDF
+        elif severity is not Severity.NO_ALARM:
+            status = AlarmStatus.STATE
+        await prop.write(value, severity=_SEVERITY[severity], status=status)
+
+    async def publish(self, snap: Snapshot) -> None:
+        """Bring every PV up to ``snap``; cheap when little changed."""
+        await self._put(self.Status_RBV, snap.status.label, snap.severity)
+        await self._put(self.StatusMessage_RBV, snap.message[: LONG_STRING - 1])
+        await self._put(self.FilePath_RBV, snap.file_path[: LONG_STRING - 1])
+        await self._put(self.ArrayCounter_RBV, snap.array_counter)
+        await self._put(self.FramesWritten_RBV, snap.frames_written)
+        await self._put(self.UniqueId_RBV, snap.unique_id)
+        await self._put(self.ArrayRate_RBV, round(snap.array_rate, 3))
+        await self._put(self.MapSizeY_RBV, snap.map_shape[0])
+        await self._put(self.MapSizeX_RBV, snap.map_shape[1])
+        await self._put(self.NumROIs_RBV, len(snap.rois))
+        arrays = snap.arrays_generation != self._arrays_generation
+        self._arrays_generation = snap.arrays_generation
+        groups = [getattr(self, f"roi{n + 1}") for n in range(len(snap.rois))]
+        for group, region in zip(groups, snap.rois, strict=True):
+            await self._publish_region(group, region, arrays)
+        if snap.frame is not None:
+            await self._publish_region(self.frame, snap.frame, arrays)
+
+    async def _publish_region(self, group: Any, region: RegionSnapshot, arrays: bool) -> None:
+        severity = Severity.INVALID if region.stale else Severity.NO_ALARM
+        for suffix, attr in STAT_PVS.items():
+            await self._put(getattr(group, suffix), float(getattr(region.stats, attr)), severity)
+        await self._put(group.MaxSizeY_RBV, region.frame_shape[0])
+        await self._put(group.MaxSizeX_RBV, region.frame_shape[1])
+        if region.readback is not None:
+            rb = region.readback
+            await self._put(group.Use_RBV, "Yes" if rb.use else "No")
+            for suffix, (field, _low) in GEOMETRY_PVS.items():
+                await self._put(getattr(group, f"{suffix}_RBV"), int(getattr(rb, field)))
+        if arrays:
+            for suffix, key in SERIES_PVS.items():
+                await getattr(group, suffix).write(region.series[key])
+            await group.Map.write(region.map)
+
+
+def build_ioc(config: IocConfig, controller: Controller) -> RoiIoc:
+    """The IOC for ``config``: RoiIoc plus one SubGroup per ROI and Frame."""
+    ts_len = config.publish.time_series_length
+    rows, cols = map_shape(config)
+    body: dict[str, Any] = {}
+    for n, roi in enumerate(config.rois):
+        group = _region_group(index=n, ts_len=ts_len, map_len=rows * cols, name=roi.name)
+        body[f"roi{n + 1}"] = SubGroup(group, prefix=f"{n + 1}:")
+    frame = _region_group(index=None, ts_len=ts_len, map_len=rows * cols, name="Frame")
+    body["frame"] = SubGroup(frame, prefix="Frame:")
+    cls = type("ConfiguredRoiIoc", (RoiIoc,), body)
+    ioc = cls(prefix=config.prefix, controller=controller)
+    _set_initial_setpoints(ioc, config)
+    return ioc
+
+
+def _set_initial_setpoints(ioc: RoiIoc, config: IocConfig) -> None:
+    """Setpoints start at the configured geometry (no put, no callbacks)."""
+    for n, roi in enumerate(config.rois):
+        group = getattr(ioc, f"roi{n + 1}")
+        for suffix, (field, _low) in GEOMETRY_PVS.items():
+            getattr(group, suffix)._data["value"] = int(getattr(roi, field))
+            getattr(group, f"{suffix}_RBV")._data["value"] = int(getattr(roi, field))
+        group.Use._data["value"] = "Yes" if roi.use else "No"
+        group.Use_RBV._data["value"] = "Yes" if roi.use else "No"
+
+
+def map_shape(config: IocConfig) -> tuple[int, int]:
+    """(rows, cols) of every map: scan.shape, or one row of time_series_length."""
+    if config.scan.shape is not None:
+        return config.scan.shape
+    return (1, config.publish.time_series_length)
+
+
+def pv_names(config: IocConfig) -> list[str]:
+    """Every PV the IOC serves for ``config``, sorted."""
+
+    class _Nothing:
+        def set_roi(self, index: int, **fields: int | bool) -> None: ...
+        def reset(self) -> None: ...
+
+    return sorted(build_ioc(config, _Nothing()).pvdb)

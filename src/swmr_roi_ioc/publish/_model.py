@@ -1,0 +1,99 @@
+"""What the publishers show: a plain snapshot of the service's state.
+
+The app builds a :class:`Snapshot` at the publish rate; every publisher (CA, and
+later PVA) turns it into PV values. Publishers never see frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+
+class Status(IntEnum):
+    """P:Status_RBV (mbbi)."""
+
+    IDLE = 0
+    WAITING = 1
+    FOLLOWING = 2
+    FINISHED = 3
+    ERROR = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+
+#: Labels of P:Status_RBV, in value order.
+STATUS_LABELS = [s.label for s in Status]
+
+
+class Severity(IntEnum):
+    """EPICS alarm severity, as the publishers should raise it."""
+
+    NO_ALARM = 0
+    MINOR = 1
+    MAJOR = 2
+    INVALID = 3
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A ROI as configured (setpoints) and as used (readbacks, clamped)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    background_width: int
+    use: bool
+
+
+@dataclass(frozen=True)
+class StatValues:
+    """Latest statistics of one region (ROI n or the whole frame)."""
+
+    total: float = 0.0
+    net: float = 0.0
+    min: float = 0.0
+    max: float = 0.0
+    mean: float = 0.0
+
+
+@dataclass(frozen=True)
+class RegionSnapshot:
+    """Everything published for one region."""
+
+    name: str
+    stats: StatValues
+    #: time series, acquisition order: total, net, min, max, mean
+    series: dict[str, np.ndarray]
+    #: rows x cols map, flattened row-major, NaN where nothing has landed
+    map: np.ndarray
+    #: readback geometry (clamped to the frame); None for the whole frame
+    readback: Geometry | None = None
+    #: frame size the readbacks were clamped to, (H, W)
+    frame_shape: tuple[int, int] = (0, 0)
+    #: the statistics are stale (error); publish them with an INVALID alarm
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One coherent view of the service for the publishers."""
+
+    status: Status
+    message: str
+    severity: Severity
+    file_path: str
+    array_counter: int
+    frames_written: int
+    unique_id: int
+    array_rate: float
+    map_shape: tuple[int, int]
+    rois: list[RegionSnapshot] = field(default_factory=list)
+    frame: RegionSnapshot | None = None
+    #: increments whenever any array (series, maps) changed
+    arrays_generation: int = 0
