@@ -55,9 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"), default=(256, 320))
     sim.add_argument("--scan", type=int, nargs=2, metavar=("R", "C"), default=None)
     sim.add_argument("--raster", action="store_true", help="raster, not snake")
-    sim.add_argument(
-        "--compression", choices=["none", "lz4", "bslz4", "blosc"], default="none"
-    )
+    sim.add_argument("--compression", choices=["none", "lz4", "bslz4", "blosc"], default="none")
     sim.add_argument(
         "--dtype",
         choices=["uint8", "uint16", "uint32", "int32", "float32", "float64"],
@@ -65,9 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--extra-dims", action="store_true", help="scan-shaped dataset")
     sim.add_argument("--flush", type=int, default=1, help="NumFramesFlush")
-    sim.add_argument(
-        "--attribute-chunk", type=int, default=None, help="NDAttributeChunk"
-    )
+    sim.add_argument("--attribute-chunk", type=int, default=None, help="NDAttributeChunk")
     sim.add_argument("--seed", type=int, default=0)
     return parser
 

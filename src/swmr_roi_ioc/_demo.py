@@ -46,7 +46,11 @@ def _default_config() -> IocConfig:
 
 
 def run_demo(
-    config_path: str | None, *, frames: int | None, rate_hz: float, directory: str | None
+    config_path: str | None,
+    *,
+    frames: int | None,
+    rate_hz: float,
+    directory: str | None,
 ) -> int:
     """Run until Ctrl-C. ``directory`` becomes data_root."""
     with tempfile.TemporaryDirectory(prefix="swmr-roi-demo-") as tmp:

@@ -1,7 +1,7 @@
 """The running service: wires source -> follower -> stats -> publishers."""
 
-from ._paths import PathRefused, resolve_under
+from ._paths import PathRefusedError, resolve_under
 from ._run import Service, serve
 from ._state import ServiceState
 
-__all__ = ["PathRefused", "Service", "ServiceState", "resolve_under", "serve"]
+__all__ = ["PathRefusedError", "Service", "ServiceState", "resolve_under", "serve"]

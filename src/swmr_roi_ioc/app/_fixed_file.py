@@ -10,10 +10,10 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import h5py
@@ -21,7 +21,7 @@ import h5py
 from swmr_roi_ioc.follow import FrameReader, KeyFollower, open_swmr
 from swmr_roi_ioc.publish import Severity, Status
 
-from ._paths import PathRefused, resolve_under
+from ._paths import PathRefusedError, resolve_under
 from ._pipeline import FramePipeline
 from ._state import ServiceState
 
@@ -98,7 +98,7 @@ class FixedFileSource:
         while True:
             try:
                 path = resolve_under(self._state.config.data_root, self._configured)
-            except PathRefused as exc:
+            except PathRefusedError as exc:
                 self._state.set_status(Status.ERROR, str(exc))
                 await asyncio.sleep(5.0)
                 continue
@@ -206,9 +206,7 @@ class FixedFileSource:
                     return identity
                 last_new = time.monotonic()
                 poll = POLL_MIN
-                self._state.set_status(
-                    Status.FOLLOWING, f"Following {path}: {done} frames"
-                )
+                self._state.set_status(Status.FOLLOWING, f"Following {path}: {done} frames")
                 continue
             if follower.finished:
                 self._state.set_status(

@@ -39,9 +39,7 @@ class FramePipeline:
             used = [r for r in rois if r is not None]
             roi_stats, frame_stats = compute_stats(frames, used)
             it = iter(roi_stats)
-            per_roi: list[FrameStats | None] = [
-                next(it) if r is not None else None for r in rois
-            ]
+            per_roi: list[FrameStats | None] = [next(it) if r is not None else None for r in rois]
             self._state.add_batch(first, per_roi, frame_stats, self._unique_id(last - 1))
         return stop
 

@@ -21,8 +21,8 @@ from swmr_roi_ioc.publish import (
     RegionSnapshot,
     Severity,
     Snapshot,
-    StatValues,
     Status,
+    StatValues,
     map_shape,
 )
 from swmr_roi_ioc.stats import FrameStats, Roi, ScanGeometry, clamp_roi
@@ -89,8 +89,7 @@ class ServiceState:
         self.scan = ScanGeometry((rows, cols), config.scan.snake)
         ts_len = config.publish.time_series_length
         self._rois = [
-            Geometry(r.x, r.y, r.width, r.height, r.background_width, r.use)
-            for r in config.rois
+            Geometry(r.x, r.y, r.width, r.height, r.background_width, r.use) for r in config.rois
         ]
         self._regions = [_Region(r.name, ts_len, rows * cols) for r in config.rois]
         self._frame = _Region("Frame", ts_len, rows * cols)
@@ -109,9 +108,7 @@ class ServiceState:
 
     # -- written by the source and the pipeline ------------------------------
 
-    def set_status(
-        self, status: Status, message: str, severity: Severity | None = None
-    ) -> None:
+    def set_status(self, status: Status, message: str, severity: Severity | None = None) -> None:
         with self._lock:
             self._status = status
             self._message = message

@@ -99,7 +99,14 @@ def parse_config(text: str, file: str = "<string>") -> IocConfig:
         raise ConfigError([ConfigIssue(file, 1, "", "the file is empty; expected a mapping")])
     if not isinstance(doc, CommentedMap):
         raise ConfigError(
-            [ConfigIssue(file, 1, "", f"expected a mapping at top level, got {type(doc).__name__}")]
+            [
+                ConfigIssue(
+                    file,
+                    1,
+                    "",
+                    f"expected a mapping at top level, got {type(doc).__name__}",
+                )
+            ]
         )
     try:
         config = IocConfig.model_validate(_plain(doc))
@@ -113,7 +120,14 @@ def parse_config(text: str, file: str = "<string>") -> IocConfig:
     if root:
         if not Path(root).is_absolute():
             raise ConfigError(
-                [ConfigIssue(file, 1, "data_root", f"{DATA_ROOT_ENV}={root!r} is not absolute")]
+                [
+                    ConfigIssue(
+                        file,
+                        1,
+                        "data_root",
+                        f"{DATA_ROOT_ENV}={root!r} is not absolute",
+                    )
+                ]
             )
         config = config.model_copy(update={"data_root": root})
     return config

@@ -67,7 +67,13 @@ class SourceConfig(_Model):
 class ScanConfig(_Model):
     """Geometry of the 2-D scan the frames belong to (for the maps)."""
 
-    shape: tuple[Annotated[int, Field(ge=1, le=100_000)], Annotated[int, Field(ge=1, le=100_000)]] | None = Field(
+    shape: (
+        tuple[
+            Annotated[int, Field(ge=1, le=100_000)],
+            Annotated[int, Field(ge=1, le=100_000)],
+        ]
+        | None
+    ) = Field(
         default=None,
         description="Map geometry (rows, cols). None: maps of one row of time_series_length.",
     )
@@ -83,7 +89,10 @@ class ScanConfig(_Model):
 class RoiConfig(_Model):
     """One rectangular region, in NDPluginROIStat terms."""
 
-    name: str = Field(description="Label shown in P:n:Name (at most 39 characters).", pattern=_ROI_NAME.pattern)
+    name: str = Field(
+        description="Label shown in P:n:Name (at most 39 characters).",
+        pattern=_ROI_NAME.pattern,
+    )
     x: int = Field(ge=0, le=MAX_PIXELS, description="MinX: first column of the region.")
     y: int = Field(ge=0, le=MAX_PIXELS, description="MinY: first row of the region.")
     width: int = Field(ge=1, le=MAX_PIXELS, description="SizeX: number of columns.")
@@ -115,16 +124,25 @@ class PublishConfig(_Model):
     """How often and how much is published."""
 
     rate_hz: float = Field(
-        default=10.0, gt=0, le=100, description="Cap on monitor updates per PV per second."
+        default=10.0,
+        gt=0,
+        le=100,
+        description="Cap on monitor updates per PV per second.",
     )
     time_series_length: int = Field(
-        default=2048, ge=1, le=1_000_000, description="Points in each time series waveform."
+        default=2048,
+        ge=1,
+        le=1_000_000,
+        description="Points in each time series waveform.",
     )
     histogram: HistogramConfig = Field(
         default_factory=HistogramConfig, description="Histogram of the latest frame."
     )
     image_max_size: int = Field(
-        default=512, ge=8, le=4096, description="Live image binned to at most this per side."
+        default=512,
+        ge=8,
+        le=4096,
+        description="Live image binned to at most this per side.",
     )
 
 
@@ -155,10 +173,14 @@ class IocConfig(_Model):
             "The environment variable SWMR_ROI_DATA_ROOT overrides it."
         )
     )
-    source: SourceConfig = Field(default_factory=SourceConfig, description="Where frames come from.")
+    source: SourceConfig = Field(
+        default_factory=SourceConfig, description="Where frames come from."
+    )
     scan: ScanConfig = Field(default_factory=ScanConfig, description="Scan geometry for the maps.")
     rois: list[RoiConfig] = Field(
-        default_factory=list, max_length=64, description="The regions of interest, P:1: .. P:N:."
+        default_factory=list,
+        max_length=64,
+        description="The regions of interest, P:1: .. P:N:.",
     )
     publish: PublishConfig = Field(default_factory=PublishConfig, description="Publishing limits.")
     pva: bool = Field(default=True, description="Mirror every PV over PVAccess (p4p).")

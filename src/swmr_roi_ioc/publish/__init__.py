@@ -1,21 +1,21 @@
 """Publishers: the caproto IOC (CA); later p4p (PVA), NeXus and screens."""
 
-from ._ca import Controller, PutRefused, RoiIoc, build_ioc, map_shape, pv_names
+from ._ca import Controller, PutRefusedError, RoiIoc, build_ioc, map_shape, pv_names
 from ._model import (
     STATUS_LABELS,
     Geometry,
     RegionSnapshot,
     Severity,
     Snapshot,
-    StatValues,
     Status,
+    StatValues,
 )
 
 __all__ = [
     "STATUS_LABELS",
     "Controller",
     "Geometry",
-    "PutRefused",
+    "PutRefusedError",
     "RegionSnapshot",
     "RoiIoc",
     "Severity",

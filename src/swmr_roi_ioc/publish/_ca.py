@@ -17,7 +17,7 @@ import numpy as np
 from caproto import AlarmSeverity, AlarmStatus, ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty
 
-from swmr_roi_ioc.config import IocConfig
+from swmr_roi_ioc.config import IocConfig, RoiConfig
 from swmr_roi_ioc.config._models import MAX_PIXELS
 
 from ._model import STATUS_LABELS, RegionSnapshot, Severity, Snapshot
@@ -60,7 +60,12 @@ _SEVERITY = {
 }
 
 
-class PutRefused(ValueError):
+def _pv(**kwargs: Any) -> Any:
+    """pvproperty(...); caproto's annotations reject ChannelType dtypes it accepts."""
+    return pvproperty(**kwargs)
+
+
+class PutRefusedError(ValueError):
     """A client wrote a value the IOC will not take; the message says why."""
 
 
@@ -75,29 +80,31 @@ class Controller(Protocol):
 
 
 def _as_int(value: Any, name: str, low: int, high: int = MAX_PIXELS) -> int:
-    """Validate a numeric put; raise PutRefused with the reason."""
+    """Validate a numeric put; raise PutRefusedError with the reason."""
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
-        raise PutRefused(f"{name}: {value!r} is not a number") from exc
+        raise PutRefusedError(f"{name}: {value!r} is not a number") from exc
     if not math.isfinite(number) or number != int(number):
-        raise PutRefused(f"{name}: {value!r} is not a whole number")
+        raise PutRefusedError(f"{name}: {value!r} is not a whole number")
     if not low <= number <= high:
-        raise PutRefused(f"{name}: {int(number)} is outside {low}..{high}")
+        raise PutRefusedError(f"{name}: {int(number)} is outside {low}..{high}")
     return int(number)
 
 
 def _region_group(
-    *, index: int | None, ts_len: int, map_len: int, name: str
+    *, index: int | None, ts_len: int, map_len: int, name: str, roi: RoiConfig | None = None
 ) -> type[PVGroup]:
-    """A PVGroup class for ROI ``index`` (0-based), or the whole frame if None."""
+    """A PVGroup class for ROI ``index`` (0-based), or the whole frame if None.
+
+    Setpoints and readbacks start at the configured geometry ``roi``."""
     body: dict[str, Any] = {}
 
-    def stat(doc: str) -> pvproperty:
-        return pvproperty(value=0.0, read_only=True, record="ai", precision=3, doc=doc)
+    def stat(doc: str) -> Any:
+        return _pv(value=0.0, read_only=True, record="ai", precision=3, doc=doc)
 
-    def wave(doc: str, length: int) -> pvproperty:
-        return pvproperty(
+    def wave(doc: str, length: int) -> Any:
+        return _pv(
             value=np.full(length, np.nan).tolist(),
             dtype=ChannelType.DOUBLE,
             max_length=length,
@@ -110,23 +117,22 @@ def _region_group(
     for suffix, key in SERIES_PVS.items():
         body[suffix] = wave(f"{key} per frame, acquisition order", ts_len)
     body["Map"] = wave("Total placed by scan position, row-major, NaN = not yet", map_len)
-    body["MaxSizeX_RBV"] = pvproperty(value=0, read_only=True, doc="frame width")
-    body["MaxSizeY_RBV"] = pvproperty(value=0, read_only=True, doc="frame height")
+    body["MaxSizeX_RBV"] = _pv(value=0, read_only=True, doc="frame width")
+    body["MaxSizeY_RBV"] = _pv(value=0, read_only=True, doc="frame height")
 
     if index is None:
-        body["Name"] = pvproperty(value=name, dtype=ChannelType.STRING, read_only=True)
+        body["Name"] = _pv(value=name, dtype=ChannelType.STRING, read_only=True)
         return type("FrameGroup", (PVGroup,), body)
 
-    body["Name"] = pvproperty(value=name, dtype=ChannelType.STRING, doc="ROI label")
-    body["Use"] = pvproperty(
-        value="Yes", dtype=ChannelType.ENUM, enum_strings=NO_YES, record="bo"
-    )
-    body["Use_RBV"] = pvproperty(
-        value="Yes", dtype=ChannelType.ENUM, enum_strings=NO_YES, read_only=True
-    )
-    for suffix in GEOMETRY_PVS:
-        body[suffix] = pvproperty(value=0, record="longout", doc=f"{suffix} setpoint")
-        body[f"{suffix}_RBV"] = pvproperty(value=0, read_only=True, record="longin")
+    assert roi is not None
+    use = "Yes" if roi.use else "No"
+    body["Name"] = _pv(value=name, dtype=ChannelType.STRING, doc="ROI label")
+    body["Use"] = _pv(value=use, dtype=ChannelType.ENUM, enum_strings=NO_YES, record="bo")
+    body["Use_RBV"] = _pv(value=use, dtype=ChannelType.ENUM, enum_strings=NO_YES, read_only=True)
+    for suffix, (field, _low) in GEOMETRY_PVS.items():
+        start = int(getattr(roi, field))
+        body[suffix] = _pv(value=start, record="longout", doc=f"{suffix} setpoint")
+        body[f"{suffix}_RBV"] = _pv(value=start, read_only=True, record="longin")
 
     cls = type(f"Roi{index + 1}Group", (PVGroup,), body)
     _attach_putters(cls, index)
@@ -151,20 +157,20 @@ def _attach_putters(cls: type[PVGroup], index: int) -> None:
         return put
 
     for suffix, (field, low) in GEOMETRY_PVS.items():
-        prop: pvproperty = getattr(cls, suffix)
+        prop: Any = getattr(cls, suffix)
         prop.putter(geometry_putter(suffix, field, low))
 
     async def put_use(group: PVGroup, instance: Any, value: Any) -> Any:
         text = value if isinstance(value, str) else NO_YES[_as_int(value, "Use", 0, 1)]
         if text not in NO_YES:
-            raise PutRefused(f"{group.prefix}Use: {value!r} is not one of {NO_YES}")
+            raise PutRefusedError(f"{group.prefix}Use: {value!r} is not one of {NO_YES}")
         _controller(group).set_roi(index, use=text == "Yes")
         return text
 
     async def put_name(group: PVGroup, instance: Any, value: Any) -> str:
         text = str(value).strip()
         if not text or len(text) > 39:
-            raise PutRefused(f"{group.prefix}Name: must be 1..39 characters")
+            raise PutRefusedError(f"{group.prefix}Name: must be 1..39 characters")
         return text
 
     cls.Use.putter(put_use)  # type: ignore[attr-defined]
@@ -174,7 +180,7 @@ def _attach_putters(cls: type[PVGroup], index: int) -> None:
 class RoiIoc(PVGroup):
     """The whole-IOC PVs; ROI and Frame subgroups are added per config."""
 
-    Status_RBV = pvproperty(
+    Status_RBV = _pv(
         value=STATUS_LABELS[0],
         dtype=ChannelType.ENUM,
         enum_strings=STATUS_LABELS,
@@ -182,28 +188,18 @@ class RoiIoc(PVGroup):
         record="mbbi",
         doc="Idle, Waiting, Following, Finished, Error",
     )
-    StatusMessage_RBV = pvproperty(
+    StatusMessage_RBV = _pv(
         value="", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True
     )
-    FilePath_RBV = pvproperty(
-        value="", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True
-    )
-    ArrayCounter_RBV = pvproperty(value=0, read_only=True, record="longin")
-    FramesWritten_RBV = pvproperty(value=0, read_only=True, record="longin")
-    UniqueId_RBV = pvproperty(value=0, read_only=True, record="longin")
-    ArrayRate_RBV = pvproperty(
-        value=0.0, read_only=True, record="ai", units="Hz", precision=1
-    )
-    MapSizeX_RBV = pvproperty(value=0, read_only=True, record="longin")
-    MapSizeY_RBV = pvproperty(value=0, read_only=True, record="longin")
-    NumROIs_RBV = pvproperty(value=0, read_only=True, record="longin")
-    Reset = pvproperty(value=0, record="bo", doc="write 1: clear statistics")
-
-    @Reset.putter
-    async def Reset(self, instance: Any, value: Any) -> int:  # noqa: N802
-        if _as_int(value, f"{self.prefix}Reset", 0, 1) == 1:
-            self.controller.reset()
-        return 0
+    FilePath_RBV = _pv(value="", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True)
+    ArrayCounter_RBV = _pv(value=0, read_only=True, record="longin")
+    FramesWritten_RBV = _pv(value=0, read_only=True, record="longin")
+    UniqueId_RBV = _pv(value=0, read_only=True, record="longin")
+    ArrayRate_RBV = _pv(value=0.0, read_only=True, record="ai", units="Hz", precision=1)
+    MapSizeX_RBV = _pv(value=0, read_only=True, record="longin")
+    MapSizeY_RBV = _pv(value=0, read_only=True, record="longin")
+    NumROIs_RBV = _pv(value=0, read_only=True, record="longin")
+    Reset = _pv(value=0, record="bo", doc="write 1: clear statistics")
 
     def __init__(self, *args: Any, controller: Controller, **kwargs: Any) -> None:
         self.controller = controller
@@ -263,31 +259,27 @@ class RoiIoc(PVGroup):
             await group.Map.write(region.map)
 
 
+async def _put_reset(group: RoiIoc, instance: Any, value: Any) -> int:
+    if _as_int(value, f"{group.prefix}Reset", 0, 1) == 1:
+        group.controller.reset()
+    return 0
+
+
+RoiIoc.Reset.putter(_put_reset)
+
+
 def build_ioc(config: IocConfig, controller: Controller) -> RoiIoc:
     """The IOC for ``config``: RoiIoc plus one SubGroup per ROI and Frame."""
     ts_len = config.publish.time_series_length
     rows, cols = map_shape(config)
     body: dict[str, Any] = {}
     for n, roi in enumerate(config.rois):
-        group = _region_group(index=n, ts_len=ts_len, map_len=rows * cols, name=roi.name)
+        group = _region_group(index=n, ts_len=ts_len, map_len=rows * cols, name=roi.name, roi=roi)
         body[f"roi{n + 1}"] = SubGroup(group, prefix=f"{n + 1}:")
     frame = _region_group(index=None, ts_len=ts_len, map_len=rows * cols, name="Frame")
     body["frame"] = SubGroup(frame, prefix="Frame:")
     cls = type("ConfiguredRoiIoc", (RoiIoc,), body)
-    ioc = cls(prefix=config.prefix, controller=controller)
-    _set_initial_setpoints(ioc, config)
-    return ioc
-
-
-def _set_initial_setpoints(ioc: RoiIoc, config: IocConfig) -> None:
-    """Setpoints start at the configured geometry (no put, no callbacks)."""
-    for n, roi in enumerate(config.rois):
-        group = getattr(ioc, f"roi{n + 1}")
-        for suffix, (field, _low) in GEOMETRY_PVS.items():
-            getattr(group, suffix)._data["value"] = int(getattr(roi, field))
-            getattr(group, f"{suffix}_RBV")._data["value"] = int(getattr(roi, field))
-        group.Use._data["value"] = "Yes" if roi.use else "No"
-        group.Use_RBV._data["value"] = "Yes" if roi.use else "No"
+    return cls(prefix=config.prefix, controller=controller)
 
 
 def map_shape(config: IocConfig) -> tuple[int, int]:

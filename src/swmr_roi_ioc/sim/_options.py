@@ -54,24 +54,16 @@ class SimOptions:
         if self.dtype not in DTYPES:
             raise SimError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.compression not in COMPRESSIONS:
-            raise SimError(
-                f"compression must be one of {COMPRESSIONS}, got {self.compression!r}"
-            )
+            raise SimError(f"compression must be one of {COMPRESSIONS}, got {self.compression!r}")
         if self.scan is not None and (len(self.scan) != 2 or min(self.scan) < 1):
-            raise SimError(
-                f"scan must be two positive sizes (rows, cols), got {self.scan}"
-            )
+            raise SimError(f"scan must be two positive sizes (rows, cols), got {self.scan}")
         if self.num_frames_flush < 1:
-            raise SimError(
-                f"num_frames_flush must be >= 1, got {self.num_frames_flush}"
-            )
+            raise SimError(f"num_frames_flush must be >= 1, got {self.num_frames_flush}")
         if self.attribute_chunk is not None and self.attribute_chunk < 1:
             raise SimError(f"attribute_chunk must be >= 1, got {self.attribute_chunk}")
         rows, cols = self.scan_shape
         if self.extra_dims and self.frames > rows * cols:
-            raise SimError(
-                f"extra_dims: {self.frames} frames do not fit a {rows}x{cols} scan"
-            )
+            raise SimError(f"extra_dims: {self.frames} frames do not fit a {rows}x{cols} scan")
 
     @property
     def scan_shape(self) -> tuple[int, int]:

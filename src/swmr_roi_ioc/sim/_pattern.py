@@ -121,9 +121,7 @@ def frame_pattern(index: int, options: SimOptions) -> Frame:
     """
     frame = _background(index, options)
     row, col = scan_position(index, options)
-    amplitude = _LEVELS[options.dtype][1] * sample_brightness(
-        row, col, options.scan_shape
-    )
+    amplitude = _LEVELS[options.dtype][1] * sample_brightness(row, col, options.scan_shape)
     kernel = _kernel(spot_sigma(options.shape))
     radius = kernel.shape[0] // 2
     height, width = options.shape

@@ -65,9 +65,7 @@ class _Layout:
     data: h5py.Dataset
     attributes: dict[str, h5py.Dataset]
     performance: h5py.Dataset
-    perf_rows: list[tuple[float, float, float, float, float]] = field(
-        default_factory=list
-    )
+    perf_rows: list[tuple[float, float, float, float, float]] = field(default_factory=list)
 
 
 def _set_str(obj: h5py.Group | h5py.Dataset, name: str, value: str) -> None:
@@ -151,9 +149,7 @@ def _create_layout(f: h5py.File, options: SimOptions) -> _Layout:
     return _Layout(data=data, attributes=attributes, performance=perf)
 
 
-def _position(
-    index: int, options: SimOptions
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _position(index: int, options: SimOptions) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(extent, offset) of the frame dimensions after writing frame ``index``."""
     if not options.extra_dims:
         return (index + 1,), (index,)
@@ -283,9 +279,7 @@ def write_file(
             _write_performance(layout)
             _notify(pending, on_frame)
     except OSError as exc:
-        raise SimError(
-            f"writing {target} failed after {written} frames: {exc}"
-        ) from exc
+        raise SimError(f"writing {target} failed after {written} frames: {exc}") from exc
     logger.info("simulated writer closed %s after %d frames", target, written)
     return written
 
