@@ -45,6 +45,7 @@ EPICS_ENV = {
     "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
     "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
     "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+    "EPICS_CAS_BEACON_PORT": str(_REPEATER_PORT),
     "EPICS_CA_MAX_ARRAY_BYTES": str(64 * 2**20),
     "EPICS_PVA_ADDR_LIST": "127.0.0.1",
     "EPICS_PVA_AUTO_ADDR_LIST": "NO",
@@ -138,8 +139,13 @@ class Process:
 
     def wait(self, timeout: float) -> int:
         code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
+        self._close()
         return code
+
+    def _close(self) -> None:
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
 
     def stop(self, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:
@@ -149,7 +155,7 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self._reader.join(timeout=5)
+        self._close()
         return self.proc.returncode
 
 

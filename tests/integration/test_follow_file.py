@@ -224,7 +224,8 @@ async def test_replaced_file_starts_over_and_roi_put_applies(
     await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v == 25, 30)
     await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 3, 30)
     frames = read_frames(h5)
-    expected = frames[:, 0:20, 300:320].astype(np.int64).sum(axis=(1, 2))
+    # ROI 1: MinX 300 (SizeX 100 clamped to 20), MinY 20, SizeY 30
+    expected = frames[:, 20:50, 300:320].astype(np.int64).sum(axis=(1, 2))
     series = np.asarray(await caget(f"{prefix}1:TSTotal"))
     np.testing.assert_array_equal(series[:25], expected)
 

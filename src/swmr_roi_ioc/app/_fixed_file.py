@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import h5py
 
-from swmr_roi_ioc.follow import FrameReader, KeyFollower, open_swmr
+from swmr_roi_ioc.follow import FrameReader, KeyFollower, open_swmr, shared_dataset
 from swmr_roi_ioc.publish import Severity, Status
 
 from ._paths import PathRefusedError, resolve_under
@@ -130,10 +130,11 @@ class FixedFileSource:
     def _open_blocking(self, path: Path) -> _Opened:
         h5file = open_swmr(path)
         try:
-            if self._cfg.dataset not in h5file:
-                raise KeyError(f"dataset {self._cfg.dataset} not in the file")
-            dset = h5file[self._cfg.dataset]
-            if not isinstance(dset, h5py.Dataset) or dset.ndim < 3:
+            try:
+                dset = shared_dataset(h5file, self._cfg.dataset)
+            except (KeyError, TypeError) as exc:
+                raise KeyError(f"dataset {self._cfg.dataset} not in the file") from exc
+            if dset.ndim < 3:
                 raise ValueError(f"{self._cfg.dataset} is not a stack of 2-D frames")
             scan_rank = dset.ndim - 2
             follower = KeyFollower(

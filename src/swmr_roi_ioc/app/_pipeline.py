@@ -7,7 +7,7 @@ import logging
 import h5py
 import numpy as np
 
-from swmr_roi_ioc.follow import FrameReader, refresh
+from swmr_roi_ioc.follow import FrameReader, refresh, shared_dataset
 from swmr_roi_ioc.stats import FrameStats, compute_stats
 
 from ._state import ServiceState
@@ -27,8 +27,11 @@ class FramePipeline:
         self._reader = reader
         frame_bytes = int(np.prod(reader.frame_shape)) * reader.dtype.itemsize
         self._batch = max(1, min(64, BATCH_BYTES // max(frame_bytes, 1)))
-        uid = h5file.get(UNIQUE_ID)
-        self._uid = uid if isinstance(uid, h5py.Dataset) and uid.ndim >= 1 else None
+        try:
+            uid: h5py.Dataset | None = shared_dataset(h5file, UNIQUE_ID)
+        except (KeyError, TypeError):
+            uid = None  # the writer keeps no NDArrayUniqueId: index + 1
+        self._uid = uid if uid is not None and uid.ndim >= 1 else None
 
     def process(self, start: int, stop: int) -> int:
         """Frames [start, stop): read, compute, publish into state. Returns stop."""

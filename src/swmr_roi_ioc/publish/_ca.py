@@ -199,7 +199,21 @@ class RoiIoc(PVGroup):
     MapSizeX_RBV = _pv(value=0, read_only=True, record="longin")
     MapSizeY_RBV = _pv(value=0, read_only=True, record="longin")
     NumROIs_RBV = _pv(value=0, read_only=True, record="longin")
-    Reset = _pv(value=0, record="bo", doc="write 1: clear statistics")
+    Reset = _pv(
+        value="Done",
+        dtype=ChannelType.ENUM,
+        enum_strings=["Done", "Reset"],
+        record="bo",
+        doc="write 1: clear statistics, maps and time series",
+    )
+
+    @Reset.putter  # pyright: ignore[reportGeneralTypeIssues]
+    async def Reset(self, instance: Any, value: Any) -> str:  # noqa: N802
+        if value in ("Reset", 1):
+            self.controller.reset()
+        elif value not in ("Done", 0):
+            raise PutRefusedError(f"{self.prefix}Reset: write 1 (Reset), not {value!r}")
+        return "Done"
 
     def __init__(self, *args: Any, controller: Controller, **kwargs: Any) -> None:
         self.controller = controller
@@ -240,7 +254,8 @@ class RoiIoc(PVGroup):
         for group, region in zip(groups, snap.rois, strict=True):
             await self._publish_region(group, region, arrays)
         if snap.frame is not None:
-            await self._publish_region(self.frame, snap.frame, arrays)
+            frame: Any = getattr(self, "frame")  # noqa: B009 - the subgroup is added per config
+            await self._publish_region(frame, snap.frame, arrays)
 
     async def _publish_region(self, group: Any, region: RegionSnapshot, arrays: bool) -> None:
         severity = Severity.INVALID if region.stale else Severity.NO_ALARM
@@ -257,15 +272,6 @@ class RoiIoc(PVGroup):
             for suffix, key in SERIES_PVS.items():
                 await getattr(group, suffix).write(region.series[key])
             await group.Map.write(region.map)
-
-
-async def _put_reset(group: RoiIoc, instance: Any, value: Any) -> int:
-    if _as_int(value, f"{group.prefix}Reset", 0, 1) == 1:
-        group.controller.reset()
-    return 0
-
-
-RoiIoc.Reset.putter(_put_reset)
 
 
 def build_ioc(config: IocConfig, controller: Controller) -> RoiIoc:

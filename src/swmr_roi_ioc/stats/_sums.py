@@ -34,9 +34,7 @@ def check_frames(frames: npt.ArrayLike) -> npt.NDArray[Any]:
             f"{array.shape}; use frame[np.newaxis] for a single frame"
         )
     if array.dtype.kind not in "uif":
-        raise SwmrRoiError(
-            f"frames must hold integers or floats, got dtype {array.dtype}"
-        )
+        raise SwmrRoiError(f"frames must hold integers or floats, got dtype {array.dtype}")
     if array.shape[1] < 1 or array.shape[2] < 1:
         raise SwmrRoiError(f"frames must not be empty, got shape {array.shape}")
     return array

@@ -50,18 +50,48 @@ def test_defaults_follow_design() -> None:
         (GOOD.replace("width: 3", "width: -3"), 8, "rois[0].width", "greater than"),
         (GOOD.replace("x: 1", "x: one"), 6, "rois[0].x", "integer"),
         (GOOD.replace('prefix: "T:"', 'prefix: "T"'), 2, "prefix", ""),
-        (GOOD.replace('prefix: "T:"', 'prefix: "TT"'), 2, "prefix", "must end with ':'"),
-        (GOOD.replace("data_root: /data", "data_root: data"), 3, "data_root", "absolute"),
+        (
+            GOOD.replace('prefix: "T:"', 'prefix: "TT"'),
+            2,
+            "prefix",
+            "must end with ':'",
+        ),
+        (
+            GOOD.replace("data_root: /data", "data_root: data"),
+            3,
+            "data_root",
+            "absolute",
+        ),
         (GOOD.replace("data_root: /data\n", ""), 1, "data_root", "missing"),
-        (GOOD.replace("  - name: ROI1", "  - name: ROI1\n    colour: 3"), 6, "rois[0].colour", "unknown"),
-        (GOOD.replace("ioc_name: test-ioc", "ioc_name: Test IOC"), 1, "ioc_name", "pattern"),
+        (
+            GOOD.replace("  - name: ROI1", "  - name: ROI1\n    colour: 3"),
+            6,
+            "rois[0].colour",
+            "unknown",
+        ),
+        (
+            GOOD.replace("ioc_name: test-ioc", "ioc_name: Test IOC"),
+            1,
+            "ioc_name",
+            "pattern",
+        ),
         (GOOD + "source:\n  timeout: -1\n", 11, "source.timeout", "greater than"),
         (GOOD + "source:\n  dataset: entry/data\n", 11, "source.dataset", "absolute"),
         (GOOD + "scan:\n  shape: [0, 5]\n", 11, "scan.shape[0]", "greater than"),
         (GOOD + "publish:\n  rate_hz: 0\n", 11, "publish.rate_hz", "greater than"),
-        (GOOD + "publish:\n  histogram: {bins: 4, min: 5, max: 1}\n", 11, "publish.histogram", "greater than min"),
+        (
+            GOOD + "publish:\n  histogram: {bins: 4, min: 5, max: 1}\n",
+            11,
+            "publish.histogram",
+            "greater than min",
+        ),
         (GOOD + "pva: maybe\n", 10, "pva", "boolean"),
-        (GOOD + "  - name: ROI1\n    x: 0\n    y: 0\n    width: 1\n    height: 1\n", 4, "rois", "unique"),
+        (
+            GOOD + "  - name: ROI1\n    x: 0\n    y: 0\n    width: 1\n    height: 1\n",
+            4,
+            "rois",
+            "unique",
+        ),
         (GOOD + "prefix: again\n", 10, "", "duplicate"),
         (GOOD + "\tpva: true\n", 10, "", "YAML syntax"),
         (GOOD + "rois: [\n", 11, "", "YAML syntax"),
@@ -83,7 +113,9 @@ def test_check_exits_2_with_location_and_no_traceback(tmp_path: Path) -> None:
     bad.write_text(GOOD.replace("width: 3", "width: -3") + "extra: 1\n")
     result = subprocess.run(
         [sys.executable, "-m", "swmr_roi_ioc", "check", str(bad)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert f"{bad}:8: rois[0].width:" in result.stderr
@@ -96,8 +128,16 @@ def test_check_prints_pv_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     good.write_text(GOOD)
     assert main(["check", str(good)]) == 0
     out = capsys.readouterr().out.split()
-    for pv in ["T:Status_RBV", "T:1:Total_RBV", "T:1:MinX", "T:1:MinX_RBV",
-               "T:Frame:Map", "T:1:TSTotal", "T:Reset", "T:StatusMessage_RBV"]:
+    for pv in [
+        "T:Status_RBV",
+        "T:1:Total_RBV",
+        "T:1:MinX",
+        "T:1:MinX_RBV",
+        "T:Frame:Map",
+        "T:1:TSTotal",
+        "T:Reset",
+        "T:StatusMessage_RBV",
+    ]:
         assert pv in out
 
 

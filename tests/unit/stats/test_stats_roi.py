@@ -41,9 +41,7 @@ def naive_clamp(roi: Roi, height: int, width: int) -> tuple[list[int], list[int]
 
 def naive_stats(frame: list[list[Any]], roi: Roi) -> tuple[float, ...]:
     """(total, net, min, max, mean) of one 2-D frame (list of rows)."""
-    (offset_x, offset_y), (size_x, size_y), bgd_width = naive_clamp(
-        roi, len(frame), len(frame[0])
-    )
+    (offset_x, offset_y), (size_x, size_y), bgd_width = naive_clamp(roi, len(frame), len(frame[0]))
     total = 0.0
     bgd = 0.0
     n_bgd = 0
@@ -162,9 +160,7 @@ def small_blocks() -> Any:
 
 @settings(max_examples=400, deadline=None)
 @given(frames=frame_batches(), roi=rois(), blocks=st.booleans())
-def test_roi_stats_matches_ndpluginroistat(
-    frames: np.ndarray, roi: Roi, blocks: bool
-) -> None:
+def test_roi_stats_matches_ndpluginroistat(frames: np.ndarray, roi: Roi, blocks: bool) -> None:
     if blocks:
         with small_blocks():
             got = roi_stats(frames, roi)

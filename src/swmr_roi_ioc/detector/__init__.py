@@ -1,0 +1,1 @@
+"""Watch an areaDetector NDFileHDF5 plugin over Channel Access (issue "detector")."""

@@ -1,0 +1,230 @@
+"""KeyFollower: yield each complete frame index of a file being written."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import h5py
+import numpy as np
+
+from ._errors import FollowError
+from ._extent import ExtentTracker
+from ._keys import KeyTracker, get_dataset, resolve_keys
+from ._swmr import call_with_retries, refresh
+
+__all__ = ["KeyFollower"]
+
+_log = logging.getLogger(__name__)
+
+# Idle polls back off from poll_interval up to this many seconds.
+_MAX_IDLE_SLEEP = 0.05
+_BACKOFF_FACTOR = 1.5
+
+
+class _Wait:
+    """When to poll again, or stop, while no new frame is complete."""
+
+    def __init__(self, timeout: float, interval: float) -> None:
+        self._deadline = time.monotonic() + timeout
+        self._first = interval
+        self._interval = interval
+        self._max = max(interval, _MAX_IDLE_SLEEP)
+        self._last_poll_done = False
+
+    def delay(self, *, exhausted: bool, finished: bool) -> float | None:
+        """Seconds to sleep before the next poll, or None to stop."""
+        if exhausted:
+            return None
+        if finished:
+            if self._last_poll_done:
+                return None
+            self._last_poll_done = True
+            return self._first
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        delay = min(self._interval, remaining)
+        self._interval = min(self._interval * _BACKOFF_FACTOR, self._max)
+        return delay
+
+
+class KeyFollower:
+    """Iterator over the flat indices of complete frames, in order, from 0.
+
+    A frame is complete when every key dataset is non-zero at its flat index
+    (C order over the key dataset's shape) and, for ``dataset_paths``, when
+    the data dataset's extent covers it and its chunk is written. With both,
+    the smaller count wins; with no keys, the data datasets alone decide.
+
+    ``key_paths`` entries may be datasets or groups (every dataset in a group
+    is a key). Iteration (``for``, ``next()``, ``async for``) waits for new
+    frames, polling every ``poll_interval`` s (backing off to 50 ms while
+    idle), and stops when no new frame came for ``timeout`` s, when
+    ``finished_dataset`` reads non-zero (after one last poll, so the final
+    keys are not missed), or at once when every index of datasets that
+    cannot grow (max shape fixed) is complete.
+
+    Example::
+
+        with h5py.File("scan.h5", "r", swmr=True) as f:
+            for index in KeyFollower(f, ["/entry/keys"], timeout=5):
+                ...
+    """
+
+    def __init__(
+        self,
+        h5file: h5py.File,
+        key_paths: Sequence[str],
+        timeout: float = 10.0,
+        finished_dataset: str | None = None,
+        *,
+        dataset_paths: Sequence[str] = (),
+        scan_rank: int | None = None,
+        poll_interval: float = 0.005,
+    ) -> None:
+        if isinstance(key_paths, str):
+            key_paths = [key_paths]
+        if isinstance(dataset_paths, str):
+            dataset_paths = [dataset_paths]
+        self.h5file = h5file
+        self.timeout = float(timeout)
+        self.poll_interval = float(poll_interval)
+        self.finished_dataset = finished_dataset
+        self._keys = [KeyTracker(p, d) for p, d in resolve_keys(h5file, key_paths)]
+        self._data = [
+            ExtentTracker(p, get_dataset(h5file, p, "dataset"), scan_rank) for p in dataset_paths
+        ]
+        if not self._keys and not self._data:
+            raise FollowError("nothing to follow: give key_paths or dataset_paths")
+        self._finished_dset = (
+            None
+            if finished_dataset is None
+            else get_dataset(h5file, finished_dataset, "finished dataset")
+        )
+        totals = [t.total for t in (*self._keys, *self._data) if t.total is not None]
+        self._total: int | None = min(totals) if totals else None
+        first = self._data[0] if self._data else self._keys[0]
+        #: Number of scan dimensions (data datasets first, else the keys).
+        self.scan_rank: int = first.scan_rank
+        #: Max shape of the scan dimensions (None where unlimited).
+        self.maxshape: tuple[int | None, ...] = first.maxshape[: self.scan_rank]
+        #: Complete frames at the last :meth:`poll`.
+        self.complete = 0
+        #: True once ``finished_dataset`` read non-zero or a fixed-size scan is done.
+        self.finished = False
+        self._next = 0
+
+    # -- polling ----------------------------------------------------------
+
+    def poll(self) -> int:
+        """Refresh every followed dataset; return the number of complete frames.
+
+        Non-blocking and cheap: only key values past the last complete index
+        are read. Transient HDF5 errors are retried briefly; a vanished
+        dataset raises :class:`FollowError`.
+        """
+        finished = self._read_finished()
+        counts = [
+            call_with_retries(t.update, f"polling {t.path!r}", missing=self._missing(t.path))
+            for t in (*self._keys, *self._data)
+        ]
+        complete = max(self.complete, min(counts))
+        if complete != self.complete:
+            _log.debug("complete frames: %d -> %d", self.complete, complete)
+        self.complete = complete
+        if finished or self._exhausted():
+            self.finished = True
+        return complete
+
+    def _missing(self, path: str) -> _MissingCheck:
+        return _MissingCheck(self.h5file, path)
+
+    def _read_finished(self) -> bool:
+        dset = self._finished_dset
+        if dset is None:
+            return False
+
+        def read() -> bool:
+            refresh(dset)
+            if dset.size == 0:
+                return False
+            return bool(np.any(np.asarray(dset[()]) != 0))
+
+        assert self.finished_dataset is not None
+        return call_with_retries(
+            read,
+            f"reading finished dataset {self.finished_dataset!r}",
+            missing=self._missing(self.finished_dataset),
+        )
+
+    def _exhausted(self) -> bool:
+        return self._total is not None and self.complete >= self._total
+
+    # -- iteration ---------------------------------------------------------
+
+    def reset(self) -> None:
+        """Start iterating again from index 0."""
+        self._next = 0
+
+    def _take(self) -> int | None:
+        if self._next < self.complete:
+            index = self._next
+            self._next += 1
+            return index
+        return None
+
+    def __iter__(self) -> KeyFollower:
+        return self
+
+    def __next__(self) -> int:
+        index = self._take()
+        if index is not None:
+            return index
+        wait = _Wait(self.timeout, self.poll_interval)
+        while True:
+            self.poll()
+            index = self._take()
+            if index is not None:
+                return index
+            delay = wait.delay(exhausted=self._exhausted(), finished=self.finished)
+            if delay is None:
+                raise StopIteration
+            time.sleep(delay)
+
+    def __aiter__(self) -> KeyFollower:
+        return self
+
+    async def __anext__(self) -> int:
+        index = self._take()
+        if index is not None:
+            return index
+        wait = _Wait(self.timeout, self.poll_interval)
+        while True:
+            await asyncio.to_thread(self.poll)
+            index = self._take()
+            if index is not None:
+                return index
+            delay = wait.delay(exhausted=self._exhausted(), finished=self.finished)
+            if delay is None:
+                raise StopAsyncIteration
+            await asyncio.sleep(delay)
+
+
+class _MissingCheck:
+    """Callable telling whether ``path`` vanished from the file (for errors)."""
+
+    def __init__(self, h5file: h5py.File, path: str) -> None:
+        self._h5file = h5file
+        self._path = path
+
+    def __call__(self) -> str | None:
+        try:
+            if self._path in self._h5file:
+                return None
+            name = self._h5file.filename
+        except Exception:
+            return None
+        return f"{self._path!r} vanished from {name!r}"

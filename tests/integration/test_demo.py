@@ -1,0 +1,66 @@
+"""The demo: one command, a writer and the IOC; caget's numbers match the file."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from swmr_roi_ioc.config import load_config
+from tests.conftest import Process, swmr_roi_ioc
+from tests.integration.helpers import caget_program
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aioca_cleanup")]
+ROOT = Path(__file__).parents[2]
+
+
+def _frame_roi_sum(path: Path, index: int, x: int, y: int, w: int, h: int) -> int:
+    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+        dset = f["/entry/data/data"]
+        assert isinstance(dset, h5py.Dataset)
+        dset.refresh()
+        frame = dset[index]
+    return int(frame[y : y + h, x : x + w].astype(np.int64).sum())
+
+
+async def test_demo_counter_climbs_and_total_matches_file(
+    tmp_path: Path, processes: list[Process]
+) -> None:
+    config = load_config(ROOT / "ioc" / "ioc.yaml")
+    prefix = config.prefix
+    roi = config.rois[0]
+    demo = Process(
+        swmr_roi_ioc("--log-level", "WARNING", "demo", "--dir", str(tmp_path), "--rate", "20"),
+    )
+    processes.append(demo)
+    h5 = tmp_path / (config.source.file or "")
+
+    counters: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(set(counters)) < 3:
+        try:
+            counters.append(int(caget_program("-t", f"{prefix}ArrayCounter_RBV").strip()))
+        except AssertionError:
+            pass  # not serving yet
+        await asyncio.sleep(0.5)
+    assert len(set(counters)) >= 3 and counters == sorted(counters), counters
+    assert f"caget {prefix}ArrayCounter_RBV" in demo.text
+
+    # Total_RBV of ROI 1 is numpy's sum over ROI 1 of frame ArrayCounter - 1.
+    # Read counter, total, counter in one call; retry until no frame landed between.
+    for _ in range(50):
+        out = caget_program(
+            "-t", "-f", "0",
+            f"{prefix}ArrayCounter_RBV", f"{prefix}1:Total_RBV", f"{prefix}ArrayCounter_RBV",
+        )  # fmt: skip
+        before, total, after = (int(float(v)) for v in out.split())
+        if before == after and before > 0:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("ArrayCounter never stood still")
+    assert total == _frame_roi_sum(h5, before - 1, roi.x, roi.y, roi.width, roi.height)
