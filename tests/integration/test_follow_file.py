@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aioca import caget, caput
+from aioca import FORMAT_TIME, caget, caput
 
 from tests.conftest import Process, swmr_roi_ioc
 from tests.integration.helpers import (
@@ -252,6 +252,13 @@ async def test_waits_for_file_and_refuses_paths_outside_data_root(
     _start_ioc(processes, config)
     await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 4, 30)  # Error
     assert "outside data_root" in await message_of(prefix)
+    # each PV has its own alarm: Status MAJOR, stale statistics INVALID,
+    # setpoints and counters untouched (caproto shares one alarm per group by default)
+    await asyncio.sleep(0.5)  # a few publish cycles writing other PVs
+    assert (await caget(f"{prefix}Status_RBV", format=FORMAT_TIME)).severity == 2
+    assert (await caget(f"{prefix}1:Total_RBV", format=FORMAT_TIME)).severity == 3
+    assert (await caget(f"{prefix}1:MinX", format=FORMAT_TIME)).severity == 0
+    assert (await caget(f"{prefix}ArrayCounter_RBV", format=FORMAT_TIME)).severity == 0
     start = time.monotonic()
     while time.monotonic() - start < 1:
         assert await status_of(prefix) == "Error"

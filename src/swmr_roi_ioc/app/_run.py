@@ -12,7 +12,7 @@ from caproto import get_server_address_list
 from caproto.asyncio.server import Context
 
 from swmr_roi_ioc.config import IocConfig
-from swmr_roi_ioc.publish import RoiIoc, Status, build_ioc
+from swmr_roi_ioc.publish import PvaMirror, RoiIoc, Status, build_ioc, map_shape
 
 from ._fixed_file import FixedFileSource
 from ._state import ServiceState
@@ -20,14 +20,19 @@ from ._state import ServiceState
 log = logging.getLogger(__name__)
 
 
-async def _publish_forever(ioc: RoiIoc, state: ServiceState, rate_hz: float) -> None:
-    """Coalesced publishing: at most rate_hz updates per PV, whatever the frame rate."""
+async def _publish_forever(
+    ioc: RoiIoc, state: ServiceState, rate_hz: float, mirror: PvaMirror | None
+) -> None:
+    """Coalesced publishing: at most rate_hz updates per PV, whatever the frame rate.
+    The PVA mirror copies the CA values right after each CA publish."""
     period = 1.0 / rate_hz
     loop = asyncio.get_running_loop()
     while True:
         started = loop.time()
         try:
             await ioc.publish(state.snapshot())
+            if mirror is not None:
+                await mirror.sync()
         except Exception:  # a failing update must not stop the IOC
             log.exception("publishing failed")
         await asyncio.sleep(max(0.0, period - (loop.time() - started)))
@@ -45,6 +50,7 @@ class Service:
         self.config = config
         self.state = ServiceState(config)
         self.ioc = build_ioc(config, controller=self.state)
+        self.pva = PvaMirror(self.ioc, map_shape(config)) if config.pva else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdf5")
 
     async def run(self) -> None:
@@ -57,11 +63,13 @@ class Service:
         tasks = [
             asyncio.create_task(context.run(), name="ca-server"),
             asyncio.create_task(
-                _publish_forever(self.ioc, self.state, self.config.publish.rate_hz),
+                _publish_forever(self.ioc, self.state, self.config.publish.rate_hz, self.pva),
                 name="publisher",
             ),
             asyncio.create_task(source, name="source"),
         ]
+        if self.pva is not None:
+            tasks.append(asyncio.create_task(self.pva.serve(), name="pva-server"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:

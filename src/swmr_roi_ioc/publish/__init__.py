@@ -1,4 +1,4 @@
-"""Publishers: the caproto IOC (CA); later p4p (PVA), NeXus and screens."""
+"""Publishers: the caproto IOC (CA), its p4p mirror (PVA); later NeXus and screens."""
 
 from ._ca import Controller, PutRefusedError, RoiIoc, build_ioc, map_shape, pv_names
 from ._model import (
@@ -10,12 +10,14 @@ from ._model import (
     Status,
     StatValues,
 )
+from ._pva import PvaMirror
 
 __all__ = [
     "STATUS_LABELS",
     "Controller",
     "Geometry",
     "PutRefusedError",
+    "PvaMirror",
     "RegionSnapshot",
     "RoiIoc",
     "Severity",

@@ -8,6 +8,7 @@ applies them. A put that cannot be applied raises, and caproto refuses it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable
@@ -60,8 +61,17 @@ _SEVERITY = {
 }
 
 
+_alarm_groups = itertools.count()
+
+
 def _pv(**kwargs: Any) -> Any:
-    """pvproperty(...); caproto's annotations reject ChannelType dtypes it accepts."""
+    """pvproperty(...) with an alarm of its own.
+
+    caproto gives every PV of a PVGroup one shared alarm unless told otherwise,
+    so a MAJOR alarm on Status_RBV would be cleared by the next write to any
+    other PV. (Also: caproto's annotations reject the ChannelType dtypes it
+    accepts.)"""
+    kwargs.setdefault("alarm_group", f"pv{next(_alarm_groups)}")
     return pvproperty(**kwargs)
 
 
