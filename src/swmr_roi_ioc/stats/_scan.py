@@ -63,9 +63,7 @@ class ScanGeometry:
     def position(self, index: int) -> tuple[int, int]:
         """(row, col) of the frame with flat acquisition index ``index``."""
         if not 0 <= index < self.size:
-            raise SwmrRoiError(
-                f"scan index {index} outside a {self._rows}x{self._cols} scan"
-            )
+            raise SwmrRoiError(f"scan index {index} outside a {self._rows}x{self._cols} scan")
         row, col = divmod(int(index), self._cols)
         if self._snake and row % 2 == 1:
             col = self._cols - 1 - col
