@@ -25,6 +25,9 @@ class FramePipeline:
     def __init__(self, state: ServiceState, reader: FrameReader, h5file: h5py.File) -> None:
         self._state = state
         self._reader = reader
+        self.frame_shape = reader.frame_shape
+        #: the last frame's NDArrayUniqueId was not flushed yet (NDAttributeChunk)
+        self.keys_lag = False
         frame_bytes = int(np.prod(reader.frame_shape)) * reader.dtype.itemsize
         self._batch = max(1, min(64, BATCH_BYTES // max(frame_bytes, 1)))
         try:
@@ -56,7 +59,9 @@ class FramePipeline:
             if index < flat_len:
                 value = int(self._uid[np.unravel_index(index, self._uid.shape)])
                 if value > 0:
+                    self.keys_lag = False
                     return value
         except (OSError, KeyError, ValueError) as exc:
             log.debug("NDArrayUniqueId unreadable: %s", exc)
+        self.keys_lag = True
         return index + 1

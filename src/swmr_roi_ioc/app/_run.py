@@ -15,6 +15,7 @@ from swmr_roi_ioc.config import IocConfig
 from swmr_roi_ioc.publish import PvaMirror, RoiIoc, Status, build_ioc, map_shape
 
 from ._fixed_file import FixedFileSource
+from ._plugin_source import PluginSource
 from ._state import ServiceState
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ async def _publish_forever(
 
 
 async def _idle_source(state: ServiceState) -> None:
-    state.set_status(Status.IDLE, "No source configured (source.file is null)")
+    state.set_status(Status.IDLE, "No source configured (source.file and plugin_prefix are null)")
     await asyncio.Event().wait()
 
 
@@ -56,8 +57,11 @@ class Service:
     async def run(self) -> None:
         """Serve until cancelled; every task is cancelled and awaited on the way out."""
         context = Context(self.ioc.pvdb, get_server_address_list())
-        if self.config.source.file is not None:
+        src = self.config.source
+        if src.file is not None:
             source = FixedFileSource(self.state, self._executor).run()
+        elif src.plugin_prefix is not None:
+            source = PluginSource(self.state, self._executor, src.plugin_prefix).run()
         else:
             source = _idle_source(self.state)
         tasks = [

@@ -97,6 +97,7 @@ class ServiceState:
         self._message = "Starting"
         self._severity = Severity.NO_ALARM
         self._stale = False
+        self._link: str | None = None
         self._file = ""
         self._frame_shape = (0, 0)
         self._counter = 0
@@ -117,6 +118,12 @@ class ServiceState:
             self._severity = severity
             if status is Status.ERROR:
                 self._stale = True
+
+    def set_link(self, problem: str | None) -> None:
+        """The upstream IOC is unreachable (``problem``) or fine again (None).
+        Status keeps its value; its alarm becomes LINK/MAJOR meanwhile."""
+        with self._lock:
+            self._link = problem
 
     @property
     def status(self) -> Status:
@@ -230,10 +237,15 @@ class ServiceState:
                         stale=self._stale,
                     )
                 )
+            message, severity = self._message, self._severity
+            if self._link is not None:
+                message = f"{self._link}. {message}"
+                severity = max(severity, Severity.MAJOR)
             return Snapshot(
                 status=self._status,
-                message=self._message,
-                severity=self._severity,
+                message=message,
+                severity=severity,
+                link_alarm=self._link is not None,
                 file_path=self._file,
                 array_counter=self._counter,
                 frames_written=self._written,

@@ -32,8 +32,8 @@ class SourceConfig(_Model):
     plugin_prefix: str | None = Field(
         default=None,
         description=(
-            "Follow the file this NDFileHDF5 plugin writes, e.g. "
-            "'BL01C-DI-DCAM-01:HDF5:' (issue 'detector'; ignored when file is set)."
+            "Follow the files this NDFileHDF5 plugin writes, e.g. "
+            "'BL01C-DI-DCAM-01:HDF5:' (over Channel Access). Set file or this, not both."
         ),
     )
     dataset: str = Field(
@@ -55,6 +55,12 @@ class SourceConfig(_Model):
         default=5.0,
         description="Seconds with no new frame after which the acquisition is Finished.",
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.file is not None and self.plugin_prefix is not None:
+            raise ValueError("set either file or plugin_prefix, not both")
+        return self
 
     @field_validator("dataset", "finished")
     @classmethod

@@ -233,22 +233,30 @@ class RoiIoc(PVGroup):
 
     # -- publishing -----------------------------------------------------------
 
-    async def _put(self, prop: Any, value: Any, severity: Severity = Severity.NO_ALARM) -> None:
-        """Write if value or severity changed (monitors only on change)."""
+    async def _put(
+        self,
+        prop: Any,
+        value: Any,
+        severity: Severity = Severity.NO_ALARM,
+        status: AlarmStatus | None = None,
+    ) -> None:
+        """Write if value or alarm changed (monitors only on change)."""
         key = prop.pvname
-        if self._last.get(key) == (value, severity):
+        if self._last.get(key) == (value, severity, status):
             return
-        self._last[key] = (value, severity)
-        status = AlarmStatus.NO_ALARM
-        if severity is Severity.INVALID:
-            status = AlarmStatus.UDF
-        elif severity is not Severity.NO_ALARM:
-            status = AlarmStatus.STATE
+        self._last[key] = (value, severity, status)
+        if status is None:
+            status = AlarmStatus.NO_ALARM
+            if severity is Severity.INVALID:
+                status = AlarmStatus.UDF
+            elif severity is not Severity.NO_ALARM:
+                status = AlarmStatus.STATE
         await prop.write(value, severity=_SEVERITY[severity], status=status)
 
     async def publish(self, snap: Snapshot) -> None:
         """Bring every PV up to ``snap``; cheap when little changed."""
-        await self._put(self.Status_RBV, snap.status.label, snap.severity)
+        link = AlarmStatus.LINK if snap.link_alarm else None
+        await self._put(self.Status_RBV, snap.status.label, snap.severity, link)
         await self._put(self.StatusMessage_RBV, snap.message[: LONG_STRING - 1])
         await self._put(self.FilePath_RBV, snap.file_path[: LONG_STRING - 1])
         await self._put(self.ArrayCounter_RBV, snap.array_counter)

@@ -97,3 +97,5 @@ class Snapshot:
     frame: RegionSnapshot | None = None
     #: increments whenever any array (series, maps) changed
     arrays_generation: int = 0
+    #: the alarm is about a lost link (the camera IOC), not the state
+    link_alarm: bool = False
