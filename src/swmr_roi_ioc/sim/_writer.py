@@ -160,7 +160,12 @@ def _position(index: int, options: SimOptions) -> tuple[tuple[int, ...], tuple[i
 
 
 def _write_frame(
-    layout: _Layout, index: int, frame: np.ndarray[Any, Any], options: SimOptions
+    layout: _Layout,
+    index: int,
+    frame: np.ndarray[Any, Any],
+    options: SimOptions,
+    unique_id: int,
+    wall: float,
 ) -> None:
     extent, offset = _position(index, options)
     data = layout.data
@@ -170,7 +175,6 @@ def _write_frame(
     else:
         data[offset] = frame
 
-    wall = time.time()
     stamp = wall - EPICS_EPOCH_OFFSET
     sec = int(stamp)
     values: dict[str, float | int] = {
@@ -178,7 +182,7 @@ def _write_frame(
         "NDArrayTimeStamp": stamp,
         "NDArrayEpicsTSSec": sec,
         "NDArrayEpicsTSnSec": min(int((stamp - sec) * 1e9), 999_999_999),
-        "NDArrayUniqueId": index + 1,
+        "NDArrayUniqueId": unique_id,
     }
     for name, dset in layout.attributes.items():
         dset.resize((*extent, 1, 1))
@@ -197,6 +201,150 @@ def _write_performance(layout: _Layout) -> None:
         perf.resize((len(rows), 5))
         perf[...] = np.asarray(rows, dtype=np.float64)
         perf.flush()
+
+
+class Hdf5Writer:
+    """One NDFileHDF5 file written frame by frame, in SWMR mode, as ADCore does.
+
+    ``open()`` creates the file and every object of the layout, then starts
+    SWMR mode (unless ``swmr`` is False); ``write_frame()`` appends one frame
+    (extent, write, attributes) and flushes the data every
+    ``options.num_frames_flush`` frames and the attribute datasets every
+    ``options.attribute_chunk_frames`` frames;
+    ``flush()`` flushes everything now (the plugin's ``FlushNow``); ``close()``
+    flushes, writes the performance dataset and closes. Not thread-safe: call
+    it from one thread (HDF5 is serialised anyway). The parent directory must
+    exist, as for the plugin.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], options: SimOptions, *, swmr: bool = True
+    ) -> None:
+        self.path = Path(path)
+        self.options = options
+        #: Start SWMR mode once the layout exists (the plugin's ``SWMRMode``).
+        self.swmr = swmr
+        self._file: h5py.File | None = None
+        self._layout: _Layout | None = None
+        self._frame_mbit = 8.0 * np.dtype(options.dtype).itemsize * np.prod(options.shape) / 2**20
+        self._t0 = 0.0
+        self._previous = 0.0
+        #: Frames written so far.
+        self.written = 0
+        #: Flushes of the data dataset so far (the plugin's ``SWMRCbCounter``).
+        self.flushes = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._file is not None
+
+    @property
+    def capacity(self) -> int | None:
+        """How many frames fit (``rows * cols`` with extra dims), None if unlimited."""
+        if not self.options.extra_dims:
+            return None
+        rows, cols = self.options.scan_shape
+        return rows * cols
+
+    def open(self) -> None:
+        """Create the file and its layout, then start SWMR mode."""
+        if self._file is not None:
+            raise SimError(f"{self.path} is already open")
+        try:
+            f = h5py.File(self.path, "w", libver="latest")
+        except OSError as exc:
+            raise SimError(f"cannot create {self.path}: {exc}") from exc
+        try:
+            self._layout = _create_layout(f, self.options)
+            if self.swmr:
+                f.swmr_mode = True
+        except (OSError, ValueError) as exc:
+            f.close()
+            raise SimError(f"cannot set up {self.path}: {exc}") from exc
+        self._file = f
+        self._t0 = self._previous = time.monotonic()
+
+    def _require_layout(self) -> _Layout:
+        if self._layout is None:
+            raise SimError(f"{self.path} is not open")
+        return self._layout
+
+    def write_frame(
+        self,
+        frame: np.ndarray[Any, Any],
+        *,
+        unique_id: int | None = None,
+        timestamp: float | None = None,
+    ) -> bool:
+        """Append ``frame``; True if the data was flushed after it.
+
+        ``unique_id`` defaults to the frame's index + 1, ``timestamp`` (POSIX
+        seconds) to now.
+        """
+        layout = self._require_layout()
+        limit = self.capacity
+        if limit is not None and self.written >= limit:
+            raise SimError(f"{self.path}: the extra dimensions hold only {limit} frames")
+        start = time.monotonic()
+        index = self.written
+        try:
+            _write_frame(
+                layout,
+                index,
+                frame,
+                self.options,
+                index + 1 if unique_id is None else unique_id,
+                time.time() if timestamp is None else timestamp,
+            )
+            self.written = index + 1
+            flushed = self.written % self.options.num_frames_flush == 0
+            if flushed:
+                layout.data.flush()
+                self.flushes += 1
+            if self.written % self.options.attribute_chunk_frames == 0:
+                _flush_attributes(layout)
+        except (OSError, ValueError) as exc:
+            raise SimError(f"writing {self.path} failed after {index} frames: {exc}") from exc
+        end = time.monotonic()
+        runtime = max(end - self._t0, 1e-9)
+        layout.perf_rows.append(
+            (
+                end - start,
+                end - self._previous,
+                runtime,
+                self._frame_mbit / max(end - self._previous, 1e-9),
+                self.written * self._frame_mbit / runtime,
+            )
+        )
+        self._previous = end
+        return flushed
+
+    def flush(self) -> None:
+        """Flush the data, then the attribute datasets (``NDArrayUniqueId`` last)."""
+        layout = self._require_layout()
+        try:
+            layout.data.flush()
+            _flush_attributes(layout)
+        except (OSError, ValueError) as exc:
+            raise SimError(f"flushing {self.path} failed: {exc}") from exc
+        self.flushes += 1
+
+    def close(self) -> None:
+        """Flush everything, write the performance dataset and close; idempotent."""
+        f, layout = self._file, self._layout
+        if f is None or layout is None:
+            return
+        self._file = self._layout = None
+        try:
+            with f:
+                layout.data.flush()
+                _flush_attributes(layout)
+                _write_performance(layout)
+        except (OSError, ValueError) as exc:
+            raise SimError(
+                f"closing {self.path} failed after {self.written} frames: {exc}"
+            ) from exc
+        logger.debug("closed %s after %d frames", self.path, self.written)
 
 
 def _wait_until(deadline: float, stop: threading.Event | None) -> bool:
@@ -227,9 +375,6 @@ def write_file(
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     period = 1.0 / options.rate_hz if options.rate_hz > 0 else 0.0
-    flush_every = options.num_frames_flush
-    chunk = options.attribute_chunk_frames
-    frame_mbit = 8.0 * np.dtype(options.dtype).itemsize * np.prod(options.shape) / 2**20
     logger.info(
         "simulating %d frames %s %s at %s Hz into %s",
         options.frames,
@@ -238,50 +383,22 @@ def write_file(
         options.rate_hz if period else "max",
         target,
     )
-    try:
-        f = h5py.File(target, "w", libver="latest")
-    except OSError as exc:
-        raise SimError(f"cannot create {target}: {exc}") from exc
-    written = 0
+    writer = Hdf5Writer(target, options)
+    writer.open()
     pending: list[int] = []
     try:
-        with f:
-            layout = _create_layout(f, options)
-            f.swmr_mode = True
-            t0 = time.monotonic()
-            previous = t0
-            for index in range(options.frames):
-                if not _wait_until(t0 + index * period, stop):
-                    break
-                start = time.monotonic()
-                _write_frame(layout, index, frame_pattern(index, options), options)
-                written = index + 1
-                pending.append(index)
-                if written % flush_every == 0:
-                    layout.data.flush()
-                    _notify(pending, on_frame)
-                if written % chunk == 0:
-                    _flush_attributes(layout)
-                end = time.monotonic()
-                runtime = max(end - t0, 1e-9)
-                layout.perf_rows.append(
-                    (
-                        end - start,
-                        end - previous,
-                        runtime,
-                        frame_mbit / max(end - previous, 1e-9),
-                        written * frame_mbit / runtime,
-                    )
-                )
-                previous = end
-            layout.data.flush()
-            _flush_attributes(layout)
-            _write_performance(layout)
-            _notify(pending, on_frame)
-    except OSError as exc:
-        raise SimError(f"writing {target} failed after {written} frames: {exc}") from exc
-    logger.info("simulated writer closed %s after %d frames", target, written)
-    return written
+        t0 = time.monotonic()
+        for index in range(options.frames):
+            if not _wait_until(t0 + index * period, stop):
+                break
+            pending.append(index)
+            if writer.write_frame(frame_pattern(index, options)):
+                _notify(pending, on_frame)
+    finally:
+        writer.close()
+    _notify(pending, on_frame)
+    logger.info("simulated writer closed %s after %d frames", target, writer.written)
+    return writer.written
 
 
 def _notify(pending: list[int], on_frame: Callable[[int], None] | None) -> None:
