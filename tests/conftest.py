@@ -34,11 +34,14 @@ def _free_port() -> int:
 # Set before anything (aioca's libca context, caproto) reads them; subprocesses
 # inherit them. One pair of ports per pytest session, never the defaults.
 _CA_PORT = _free_port()
+#: the simulated camera IOC's own CA port: two CA servers on one host cannot
+#: share a port for unicast searches (Linux hands a datagram to one socket)
+CAMERA_CA_PORT = _free_port()
 _REPEATER_PORT = _free_port()
 _PVA_PORT = _free_port()
 _PVA_BCAST = _free_port()
 EPICS_ENV = {
-    "EPICS_CA_ADDR_LIST": "127.0.0.1",
+    "EPICS_CA_ADDR_LIST": f"127.0.0.1:{_CA_PORT} 127.0.0.1:{CAMERA_CA_PORT}",
     "EPICS_CA_AUTO_ADDR_LIST": "NO",
     "EPICS_CA_SERVER_PORT": str(_CA_PORT),
     "EPICS_CA_REPEATER_PORT": str(_REPEATER_PORT),
@@ -161,6 +164,11 @@ class Process:
 
 def swmr_roi_ioc(*args: str) -> list[str]:
     return [sys.executable, "-m", "swmr_roi_ioc", *args]
+
+
+def camera_env() -> dict[str, str]:
+    """Environment of a simulated camera IOC process: its own CA server port."""
+    return {**os.environ, "EPICS_CA_SERVER_PORT": str(CAMERA_CA_PORT)}
 
 
 @pytest.fixture

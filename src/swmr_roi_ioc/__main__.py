@@ -1,4 +1,4 @@
-"""Command line: run / demo / check / schema / simulate.
+"""Command line: run / demo / check / schema / simulate / sim-camera.
 
 Exit codes: 0 ok, 2 bad config or arguments, 1 other failure.
 """
@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from swmr_roi_ioc import __version__
 from swmr_roi_ioc.config import ConfigError, load_config
@@ -65,6 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--flush", type=int, default=1, help="NumFramesFlush")
     sim.add_argument("--attribute-chunk", type=int, default=None, help="NDAttributeChunk")
     sim.add_argument("--seed", type=int, default=0)
+
+    cam = sub.add_parser(
+        "sim-camera", help="a simulated dcam IOC: ADAravis + NDFileHDF5 (SWMR) over CA"
+    )
+    cam.add_argument("--prefix", required=True, help="PV prefix, e.g. BL01C-DI-DCAM-01:")
+    cam.add_argument("--dir", required=True, help="starting FilePath of the HDF5 plugin")
+    cam.add_argument("--cam", default="cam1:", help="driver suffix (default cam1:)")
+    cam.add_argument("--hdf", default="HDF1:", help="HDF5 plugin suffix (default HDF1:)")
+    cam.add_argument("--shape", type=int, nargs=2, metavar=("H", "W"), default=(256, 320))
+    cam.add_argument(
+        "--dtype",
+        choices=["uint8", "uint16", "uint32", "int32", "float32", "float64"],
+        default="uint16",
+    )
+    cam.add_argument("--scan", type=int, nargs=2, metavar=("R", "C"), default=None)
     return parser
 
 
@@ -113,6 +131,37 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim_camera(args: argparse.Namespace) -> int:
+    from swmr_roi_ioc.sim import run_sim_camera
+
+    log.info("simulated dcam: %s%s and %s%s", args.prefix, args.cam, args.prefix, args.hdf)
+    coro = run_sim_camera(
+        args.prefix,
+        args.dir,
+        cam=args.cam,
+        hdf=args.hdf,
+        shape=(args.shape[0], args.shape[1]),
+        dtype=args.dtype,
+        scan=None if args.scan is None else (args.scan[0], args.scan[1]),
+    )
+    _run_until_signal(coro)
+    return 0
+
+
+def _run_until_signal(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro``; SIGINT/SIGTERM cancel it cleanly."""
+
+    async def main() -> None:
+        task = asyncio.create_task(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+
 def _demo(args: argparse.Namespace) -> int:
     from swmr_roi_ioc._demo import run_demo
 
@@ -141,6 +190,8 @@ def main(args: Sequence[str] | None = None) -> int:
             return _simulate(ns)
         if ns.command == "demo":
             return _demo(ns)
+        if ns.command == "sim-camera":
+            return _sim_camera(ns)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)

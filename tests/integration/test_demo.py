@@ -34,10 +34,12 @@ async def test_demo_counter_climbs_and_total_matches_file(
     prefix = config.prefix
     roi = config.rois[0]
     demo = Process(
-        swmr_roi_ioc("--log-level", "WARNING", "demo", "--dir", str(tmp_path), "--rate", "20"),
-    )
+        swmr_roi_ioc(
+            "--log-level", "WARNING", "demo", "--dir", str(tmp_path), "--rate", "20",
+            "--frames", "60",
+        ),
+    )  # fmt: skip
     processes.append(demo)
-    h5 = tmp_path / (config.source.file or "")
 
     counters: list[int] = []
     deadline = time.monotonic() + 60
@@ -50,17 +52,22 @@ async def test_demo_counter_climbs_and_total_matches_file(
     assert len(set(counters)) >= 3 and counters == sorted(counters), counters
     assert f"caget {prefix}ArrayCounter_RBV" in demo.text
 
-    # Total_RBV of ROI 1 is numpy's sum over ROI 1 of frame ArrayCounter - 1.
-    # Read counter, total, counter in one call; retry until no frame landed between.
-    for _ in range(50):
+    # Total_RBV of ROI 1 is numpy's sum over ROI 1 of frame ArrayCounter - 1 of
+    # the file followed. Read counter, total, file, counter; retry until no
+    # frame landed between.
+    for _ in range(100):
         out = caget_program(
             "-t", "-f", "0",
             f"{prefix}ArrayCounter_RBV", f"{prefix}1:Total_RBV", f"{prefix}ArrayCounter_RBV",
         )  # fmt: skip
+        path = caget_program("-t", "-S", f"{prefix}FilePath_RBV").strip()
+        again = caget_program("-t", f"{prefix}ArrayCounter_RBV").strip()
         before, total, after = (int(float(v)) for v in out.split())
-        if before == after and before > 0:
+        if before == after == int(again) and before > 0:
             break
         await asyncio.sleep(0.05)
     else:
         pytest.fail("ArrayCounter never stood still")
+    h5 = Path(path)
+    assert h5.parent == tmp_path.resolve()
     assert total == _frame_roi_sum(h5, before - 1, roi.x, roi.y, roi.width, roi.height)

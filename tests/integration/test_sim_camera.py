@@ -9,17 +9,14 @@ camera runs in its own process; the file is checked with h5py and numpy.
 from __future__ import annotations
 
 import asyncio
-import random
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 import pytest
-from aioca import DBR_CHAR_STR, caget, caput, purge_channel_caches
+from aioca import DBR_CHAR_STR, caget, caput
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
@@ -36,45 +33,11 @@ from ophyd_async.epics.adaravis import AravisDetector
 from ophyd_async.epics.adcore import ADWriterFactory
 
 from swmr_roi_ioc.sim import camera_frame_options, frame_pattern
-from tests.conftest import Process
 
 pytestmark = [pytest.mark.integration]
 
 OPTIONS = camera_frame_options()  # what run_sim_camera uses by default
 UNIQUE_ID = "/entry/instrument/NDAttributes/NDArrayUniqueId"
-
-
-@pytest.fixture
-def camera(tmp_path: Path, processes: list[Process]) -> tuple[str, Path]:
-    """A simulated camera process; (PV prefix, its starting FilePath)."""
-    prefix = f"T{random.randint(0, 2**31):08x}:DCAM:"
-    data = tmp_path / "data"
-    data.mkdir()
-    code = (
-        "import asyncio; from swmr_roi_ioc.sim import run_sim_camera; "
-        f"asyncio.run(run_sim_camera({prefix!r}, {str(data)!r}))"
-    )
-    processes.append(Process([sys.executable, "-c", code]))
-    return prefix, data
-
-
-@pytest.fixture
-def RE() -> Iterator[RunEngine]:  # noqa: N802 - bluesky's name for it
-    """A RunEngine on its own loop thread, torn down with its CA channels."""
-    loop = asyncio.new_event_loop()
-    engine = RunEngine({}, call_returns_result=True, loop=loop)
-    yield engine
-    if engine.state not in ("idle", "panicked"):
-        engine.halt()
-
-    async def purge() -> None:
-        purge_channel_caches()
-        await asyncio.sleep(0)
-
-    asyncio.run_coroutine_threadsafe(purge(), loop).result(timeout=10)
-    loop.call_soon_threadsafe(loop.stop)
-    engine._th.join(timeout=10)
-    loop.close()
 
 
 def _read_file(path: Path) -> tuple[np.ndarray, np.ndarray]:

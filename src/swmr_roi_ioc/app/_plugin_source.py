@@ -85,16 +85,26 @@ class PluginSource:
         while True:
             ps = self._watcher.state
             self._check_link(ps)
-            if ps.file_open and ps.file_generation != followed:
-                followed = ps.file_generation
-                await self._follow(ps.full_file_name, ps.file_generation, live=True)
-                waiting_message = ""
-                continue
-            # SWMR off: the file becomes readable when capture ends and it is closed
-            if capturing and not ps.capture and not ps.swmr_mode and ps.full_file_name:
+            capture_ended = capturing and not ps.capture
+            capturing = bool(ps.capture)
+            if ps.file_generation != followed and ps.full_file_name:
+                if ps.file_open:  # a SWMR file is being written: follow it live
+                    followed = ps.file_generation
+                    await self._follow(ps.full_file_name, ps.file_generation, live=True)
+                    waiting_message = ""
+                    continue
+                if not ps.capture and ps.all_connected:
+                    # a new file that is already closed (written while we were
+                    # disconnected, or with SWMR mode off): read it whole
+                    followed = ps.file_generation
+                    await self._follow(ps.full_file_name, ps.file_generation, live=False)
+                    waiting_message = ""
+                    continue
+            # SWMR off and the same file name again: readable once capture ends
+            if capture_ended and not ps.swmr_mode and ps.full_file_name:
                 await self._follow(ps.full_file_name, ps.file_generation, live=False)
                 waiting_message = ""
-            capturing = bool(ps.capture)
+                continue
             message = self._waiting_message(ps)
             if message != waiting_message and self._state.status is not Status.FOLLOWING:
                 if self._state.status is not Status.FINISHED or not ps.connected:

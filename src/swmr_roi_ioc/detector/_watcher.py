@@ -46,7 +46,8 @@ class PluginState:
     array_counter: int = 0
     #: PVs connected now (a subset of PLUGIN_PVS)
     connected: frozenset[str] = field(default_factory=frozenset)
-    #: increments on every rising edge of SWMRActive_RBV: a new file
+    #: increments on every rising edge of SWMRActive_RBV, and when
+    #: FullFileName_RBV changes from one file to another: a new file
     file_generation: int = 0
 
     @property
@@ -99,8 +100,16 @@ class PluginWatcher:
                     name: plain,
                     "connected": state.connected | {suffix},
                 }
-                if name == "swmr_active" and plain and not state.swmr_active:
+                new_file = (name == "swmr_active" and plain and not state.swmr_active) or (
+                    # e.g. a whole acquisition happened while we were disconnected
+                    name == "full_file_name" and state.full_file_name not in ("", plain)
+                )
+                if new_file:
                     changes["file_generation"] = state.file_generation + 1
+                    log.info("%s: file %d (%s=%r)", self.prefix, state.file_generation + 1,
+                             suffix, plain)  # fmt: skip
+                if suffix not in state.connected:
+                    log.info("%s%s connected: %r", self.prefix, suffix, plain)
                 self.state = replace(state, **changes)
                 if name in ("num_captured", "swmr_cb_counter", "array_counter"):
                     self.flushed.set()

@@ -89,6 +89,12 @@ class Controller(Protocol):
         """Clear statistics, maps and time series."""
 
 
+def _long_string(text: str) -> str:
+    """A char-waveform value: cut to fit, and never zero elements long (caproto
+    serves "" as an empty array, whose CA monitors never deliver a value)."""
+    return text[: LONG_STRING - 1] or "\0"
+
+
 def _as_int(value: Any, name: str, low: int, high: int = MAX_PIXELS) -> int:
     """Validate a numeric put; raise PutRefusedError with the reason."""
     try:
@@ -199,9 +205,9 @@ class RoiIoc(PVGroup):
         doc="Idle, Waiting, Following, Finished, Error",
     )
     StatusMessage_RBV = _pv(
-        value="", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True
+        value="\0", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True
     )
-    FilePath_RBV = _pv(value="", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True)
+    FilePath_RBV = _pv(value="\0", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True)
     ArrayCounter_RBV = _pv(value=0, read_only=True, record="longin")
     FramesWritten_RBV = _pv(value=0, read_only=True, record="longin")
     UniqueId_RBV = _pv(value=0, read_only=True, record="longin")
@@ -257,8 +263,8 @@ class RoiIoc(PVGroup):
         """Bring every PV up to ``snap``; cheap when little changed."""
         link = AlarmStatus.LINK if snap.link_alarm else None
         await self._put(self.Status_RBV, snap.status.label, snap.severity, link)
-        await self._put(self.StatusMessage_RBV, snap.message[: LONG_STRING - 1])
-        await self._put(self.FilePath_RBV, snap.file_path[: LONG_STRING - 1])
+        await self._put(self.StatusMessage_RBV, _long_string(snap.message))
+        await self._put(self.FilePath_RBV, _long_string(snap.file_path))
         await self._put(self.ArrayCounter_RBV, snap.array_counter)
         await self._put(self.FramesWritten_RBV, snap.frames_written)
         await self._put(self.UniqueId_RBV, snap.unique_id)

@@ -32,9 +32,14 @@ from swmr_roi_ioc.sim._options import SimError, SimOptions
 logger = logging.getLogger(__name__)
 
 
-def camera_frame_options(shape: tuple[int, int] = (256, 320), dtype: str = "uint16") -> SimOptions:
-    """The :func:`frame_pattern` options of the simulated camera's frames."""
-    return SimOptions(shape=(int(shape[0]), int(shape[1])), dtype=dtype)
+def camera_frame_options(
+    shape: tuple[int, int] = (256, 320),
+    dtype: str = "uint16",
+    scan: tuple[int, int] | None = None,
+) -> SimOptions:
+    """The :func:`frame_pattern` options of the simulated camera's frames;
+    ``scan`` (rows, cols) is the snake scan the picture is drawn for."""
+    return SimOptions(shape=(int(shape[0]), int(shape[1])), dtype=dtype, scan=scan)
 
 
 class SimCamera:
@@ -54,8 +59,9 @@ class SimCamera:
         hdf: str = "HDF1:",
         shape: tuple[int, int] = (256, 320),
         dtype: str = "uint16",
+        scan: tuple[int, int] | None = None,
     ) -> None:
-        self.options = camera_frame_options(shape, dtype)
+        self.options = camera_frame_options(shape, dtype, scan)
         self.driver = AravisDriverGroup(prefix + cam, options=self.options)
         self.hdf = NDFileHDF5Group(prefix + hdf, directory=os.fspath(directory))
         self.driver.plugins.append(self.hdf)
@@ -111,13 +117,15 @@ async def run_sim_camera(
     hdf: str = "HDF1:",
     shape: tuple[int, int] = (256, 320),
     dtype: str = "uint16",
+    scan: tuple[int, int] | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
     """Serve a simulated ADAravis camera with an NDFileHDF5 plugin until cancelled.
 
     PVs are ``prefix + cam`` + ADAravis names and ``prefix + hdf`` +
     NDFileHDF5 names; ``FilePath`` starts at ``directory``. ``ready`` is set
-    once the server accepts clients.
+    once the server accepts clients. ``scan`` is the snake scan the frames'
+    picture is drawn for.
     """
-    camera = SimCamera(prefix, directory, cam=cam, hdf=hdf, shape=shape, dtype=dtype)
+    camera = SimCamera(prefix, directory, cam=cam, hdf=hdf, shape=shape, dtype=dtype, scan=scan)
     await camera.run(ready)

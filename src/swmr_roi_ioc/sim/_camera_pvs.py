@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 from caproto import ChannelType
-from caproto.server import PVGroup, PvpropertyChar, pvproperty
+from caproto.server import PVGroup, PvpropertyChar, PvpropertyCharRO, pvproperty
 
 T = TypeVar("T")
 
@@ -95,6 +95,19 @@ def number(name: str, value: float, *, read_only: bool = False, **kwargs: Any) -
     return pv(name=name, value=value, read_only=read_only, **kwargs)
 
 
+class LongStringRO(PvpropertyCharRO):
+    """A read-only CHAR waveform that is never zero elements long.
+
+    caproto serves ``""`` as a zero-length array, and CA monitors of it never
+    deliver a value (libca/aioca subscribers wait forever); ADCore's string
+    waveforms always hold at least the NUL terminator. So ``""`` is kept as
+    one NUL, which every client reads as the empty string.
+    """
+
+    async def write(self, value: Any, **kwargs: Any) -> None:
+        await super().write(value if value != "" else "\0", **kwargs)
+
+
 class LongStringData(PvpropertyChar):
     """A writable CHAR waveform that also takes an empty string.
 
@@ -113,13 +126,17 @@ class LongStringData(PvpropertyChar):
                 return
         await super().write_from_dbr(data, data_type, metadata, flags=flags)
 
+    async def write(self, value: Any, **kwargs: Any) -> None:
+        """Never zero elements long (see LongStringRO)."""
+        await super().write(value if value != "" else "\0", **kwargs)
+
 
 def text(name: str, value: str = "", *, read_only: bool = False, **kwargs: Any) -> Any:
     """A long string served as a CHAR waveform (``caget -S``), as ADCore's paths."""
     return pv(
         name=name,
-        value=value,
-        dtype=ChannelType.CHAR if read_only else LongStringData,
+        value=value or "\0",
+        dtype=LongStringRO if read_only else LongStringData,
         max_length=LONG_STRING,
         read_only=read_only,
         **kwargs,
