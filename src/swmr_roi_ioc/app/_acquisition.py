@@ -19,6 +19,7 @@ import h5py
 
 from swmr_roi_ioc.config import SourceConfig
 from swmr_roi_ioc.follow import FrameReader, KeyFollower, open_swmr, shared_dataset
+from swmr_roi_ioc.stats import FrameStats, Roi, compute_stats
 
 from ._pipeline import FramePipeline
 from ._state import ServiceState
@@ -140,6 +141,15 @@ class Acquisition:
         while await self.process():
             pass
 
+    async def roi_stats(self, start: int, stop: int, roi: Roi) -> FrameStats:
+        """One ROI's statistics of frames [start, stop), read again from the file."""
+
+        def blocking() -> FrameStats:
+            frames = self._pipeline.read(start, stop)
+            return compute_stats(frames, [roi])[0][0]
+
+        return await self._run(blocking)
+
     async def close(self) -> None:
         def blocking() -> None:
             try:
@@ -148,3 +158,18 @@ class Acquisition:
                 log.debug("closing %s: %s", self.path, exc)
 
         await self._run(blocking)
+
+
+class CurrentAcquisition:
+    """The acquisition shown now; it stays open after it finished (so a ROI
+    change can still be applied to it) until the next one replaces it."""
+
+    def __init__(self) -> None:
+        self.acquisition: Acquisition | None = None
+        #: True once the writer finished (no live frames will come)
+        self.finished = False
+
+    async def replace(self, acquisition: Acquisition | None) -> None:
+        old, self.acquisition, self.finished = self.acquisition, acquisition, False
+        if old is not None and old is not acquisition:
+            await old.close()

@@ -6,13 +6,14 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
 from swmr_roi_ioc.publish import Severity, Status
 
-from ._acquisition import READ_ERRORS, Acquisition, Executor1
+from ._acquisition import READ_ERRORS, Acquisition, CurrentAcquisition, Executor1
 from ._paths import PathRefusedError, resolve_under
 from ._state import ServiceState
 
@@ -56,9 +57,17 @@ class FileIdentity:
 class FixedFileSource:
     """Follows one configured path, acquisition after acquisition."""
 
-    def __init__(self, state: ServiceState, executor: Executor) -> None:
+    def __init__(
+        self,
+        state: ServiceState,
+        executor: Executor,
+        current: CurrentAcquisition,
+        on_finished: Callable[[], Awaitable[None]],
+    ) -> None:
         self._state = state
         self._run = Executor1(executor)
+        self._current = current
+        self._on_finished = on_finished
         self._cfg = state.config.source
         assert self._cfg.file is not None
         self._configured = self._cfg.file
@@ -73,13 +82,18 @@ class FixedFileSource:
                 await asyncio.sleep(5.0)
                 continue
             identity = await self._wait_for(path)
+            await self._current.replace(None)
             acquisition = await self._open(path, identity)
             if acquisition is None:
                 continue
-            try:
-                identity = await self._follow(acquisition, identity)
-            finally:
-                await acquisition.close()
+            await self._current.replace(acquisition)
+            identity, finished = await self._follow(acquisition, identity)
+            if finished:
+                # stays open: a ROI change can still be applied to its frames
+                self._current.finished = True
+                await self._on_finished()
+            else:
+                await self._current.replace(None)
             # the writer may have closed the file since the last look
             current = FileIdentity.of(path)
             if current is not None and not identity.replaced_by(current):
@@ -124,8 +138,9 @@ class FixedFileSource:
         lag = " (keys lag the data: NDAttributeChunk)" if acq.keys_lag else ""
         return f"Following {acq.path}: {acq.done} frames{lag}"
 
-    async def _follow(self, acq: Acquisition, identity: FileIdentity) -> FileIdentity:
-        """Follow until finished, timed out, or replaced. Returns the identity seen last."""
+    async def _follow(self, acq: Acquisition, identity: FileIdentity) -> tuple[FileIdentity, bool]:
+        """Follow until finished, timed out, or replaced. Returns the identity seen
+        last, and whether the acquisition finished normally."""
         path = acq.path
         last_stat = time.monotonic()
         poll = POLL_MIN
@@ -143,20 +158,20 @@ class FixedFileSource:
                     Status.ERROR, f"Reading {path} failed after {acq.done} frames: {exc}"
                 )
                 log.warning("reading %s failed: %s", path, exc)
-                return identity
+                return identity, False
             now = time.monotonic()
             if acq.follower.finished:
                 self._state.set_status(
                     Status.FINISHED, f"Finished {path}: {acq.done} frames (writer finished)"
                 )
-                return identity
+                return identity, True
             if now - acq.last_new > self._cfg.timeout:
                 self._state.set_status(
                     Status.FINISHED,
                     f"Finished {path}: {acq.done} frames "
                     f"(no new frame for {self._cfg.timeout:g} s)",
                 )
-                return identity
+                return identity, True
             if now - last_stat > STAT_INTERVAL:
                 last_stat = now
                 current = FileIdentity.of(path)
@@ -164,10 +179,10 @@ class FixedFileSource:
                     self._state.set_status(
                         Status.ERROR, f"{path} disappeared after {acq.done} frames", Severity.MAJOR
                     )
-                    return identity
+                    return identity, False
                 if identity.replaced_by(current):
                     log.info("%s was replaced; starting over", path)
-                    return identity
+                    return identity, False
                 identity = current
             await asyncio.sleep(poll)
             poll = min(poll * 1.5, POLL_MAX)

@@ -46,8 +46,14 @@ class FramePipeline:
             roi_stats, frame_stats = compute_stats(frames, used)
             it = iter(roi_stats)
             per_roi: list[FrameStats | None] = [next(it) if r is not None else None for r in rois]
-            self._state.add_batch(first, per_roi, frame_stats, self._unique_id(last - 1))
+            self._state.add_batch(
+                first, per_roi, frame_stats, self._unique_id(last - 1), frames[-1].copy()
+            )
         return stop
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) again (a retroactive ROI change); reader thread only."""
+        return self._reader.read_frames(start, stop)
 
     def _unique_id(self, index: int) -> int:
         """NDArrayUniqueId of frame ``index``; index+1 while keys lag or are absent."""

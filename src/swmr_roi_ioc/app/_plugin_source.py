@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
 from swmr_roi_ioc.detector import PLUGIN_PVS, PluginState, PluginWatcher
 from swmr_roi_ioc.publish import Status
 
-from ._acquisition import READ_ERRORS, Acquisition, Executor1
+from ._acquisition import READ_ERRORS, Acquisition, CurrentAcquisition, Executor1
 from ._paths import PathRefusedError, resolve_under
 from ._state import ServiceState
 
@@ -35,9 +36,18 @@ OPEN_GRACE_S = 10.0
 class PluginSource:
     """Follows the files one NDFileHDF5 plugin writes, acquisition after acquisition."""
 
-    def __init__(self, state: ServiceState, executor: Executor, prefix: str) -> None:
+    def __init__(
+        self,
+        state: ServiceState,
+        executor: Executor,
+        prefix: str,
+        current: CurrentAcquisition,
+        on_finished: Callable[[], Awaitable[None]],
+    ) -> None:
         self._state = state
         self._run = Executor1(executor)
+        self._current = current
+        self._on_finished = on_finished
         self._cfg = state.config.source
         self._watcher = PluginWatcher(prefix)
         self.prefix = prefix
@@ -139,13 +149,17 @@ class PluginSource:
         except PathRefusedError as exc:
             self._state.set_status(Status.ERROR, f"Refusing the plugin's file: {exc}")
             return
+        await self._current.replace(None)
         acq = await self._open(path, generation)
         if acq is None:
             return
-        try:
-            await self._follow_open(acq, name, generation, live=live)
-        finally:
-            await acq.close()
+        await self._current.replace(acq)
+        if await self._follow_open(acq, name, generation, live=live):
+            # stays open: a ROI change can still be applied to its frames
+            self._current.finished = True
+            await self._on_finished()
+        else:
+            await self._current.replace(None)
 
     def _following(self, acq: Acquisition) -> str:
         lag = (
@@ -157,7 +171,8 @@ class PluginSource:
 
     async def _follow_open(
         self, acq: Acquisition, name: str, generation: int, *, live: bool
-    ) -> None:
+    ) -> bool:
+        """Follow to the end; True if it finished with its frames read."""
         self._state.set_status(Status.FOLLOWING, f"Following {acq.path}")
         poll = POLL_MIN
         try:
@@ -178,7 +193,7 @@ class PluginSource:
                         f"Finished {acq.path}: {acq.done} frames (camera IOC gone, "
                         f"no new frame for {self._cfg.timeout:g} s)",
                     )
-                    return
+                    return True
                 woke = await self._watcher.changed(
                     poll if ps.all_connected else min(poll, POLL_DISCONNECTED)
                 )
@@ -190,5 +205,6 @@ class PluginSource:
                 Status.ERROR, f"Reading {acq.path} failed after {acq.done} frames: {exc}"
             )
             log.warning("reading %s failed: %s", acq.path, exc)
-            return
+            return False
         self._state.set_status(Status.FINISHED, f"Finished {acq.path}: {acq.done} frames")
+        return True

@@ -12,10 +12,13 @@ from caproto import get_server_address_list
 from caproto.asyncio.server import Context
 
 from swmr_roi_ioc.config import IocConfig
-from swmr_roi_ioc.publish import PvaMirror, RoiIoc, Status, build_ioc, map_shape
+from swmr_roi_ioc.publish import LiveViews, PvaMirror, RoiIoc, Status, build_ioc, map_shape
 
+from ._acquisition import CurrentAcquisition, Executor1
 from ._fixed_file import FixedFileSource
+from ._nexus_out import write_acquisition
 from ._plugin_source import PluginSource
+from ._recompute import recompute_forever
 from ._state import ServiceState
 
 log = logging.getLogger(__name__)
@@ -25,13 +28,18 @@ async def _publish_forever(
     ioc: RoiIoc, state: ServiceState, rate_hz: float, mirror: PvaMirror | None
 ) -> None:
     """Coalesced publishing: at most rate_hz updates per PV, whatever the frame rate.
-    The PVA mirror copies the CA values right after each CA publish."""
+    Histogram and image of the latest frame are computed here, off the event
+    loop, only when the frame changed. The PVA mirror copies the CA values
+    right after each CA publish."""
     period = 1.0 / rate_hz
     loop = asyncio.get_running_loop()
+    views: LiveViews | None = None
     while True:
         started = loop.time()
         try:
-            await ioc.publish(state.snapshot())
+            if views is None or views.generation != state.frame_generation:
+                views = await asyncio.to_thread(state.live_views)
+            await ioc.publish(state.snapshot(), views)
             if mirror is not None:
                 await mirror.sync()
         except Exception:  # a failing update must not stop the IOC
@@ -53,15 +61,23 @@ class Service:
         self.ioc = build_ioc(config, controller=self.state)
         self.pva = PvaMirror(self.ioc, map_shape(config)) if config.pva else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdf5")
+        self.current = CurrentAcquisition()
+        self._config_text = config.model_dump_json(indent=2)
+
+    async def _finished(self) -> None:
+        """An acquisition ended: its NeXus file."""
+        await write_acquisition(self.state, Executor1(self._executor), self._config_text)
 
     async def run(self) -> None:
         """Serve until cancelled; every task is cancelled and awaited on the way out."""
         context = Context(self.ioc.pvdb, get_server_address_list())
         src = self.config.source
         if src.file is not None:
-            source = FixedFileSource(self.state, self._executor).run()
+            source = FixedFileSource(self.state, self._executor, self.current, self._finished).run()
         elif src.plugin_prefix is not None:
-            source = PluginSource(self.state, self._executor, src.plugin_prefix).run()
+            source = PluginSource(
+                self.state, self._executor, src.plugin_prefix, self.current, self._finished
+            ).run()
         else:
             source = _idle_source(self.state)
         tasks = [
@@ -71,6 +87,9 @@ class Service:
                 name="publisher",
             ),
             asyncio.create_task(source, name="source"),
+            asyncio.create_task(
+                recompute_forever(self.state, self.current, self._finished), name="recompute"
+            ),
         ]
         if self.pva is not None:
             tasks.append(asyncio.create_task(self.pva.serve(), name="pva-server"))
@@ -84,6 +103,8 @@ class Service:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            with contextlib.suppress(Exception):
+                await self.current.replace(None)
             self._executor.shutdown(wait=True, cancel_futures=True)
 
 

@@ -1,8 +1,10 @@
-"""The service's live state: counters, latest statistics, time series, maps.
+"""The service's live state: counters, per-frame statistics, and what they show.
 
-Written by the reader thread (one batch of frames at a time) and by PV puts on
-the event loop; read by the publisher as :class:`Snapshot` objects. One lock
-guards it all; every critical section is short (no I/O, small copies).
+Every frame's statistics are kept for the whole acquisition (five numbers per
+region per frame); time series and maps are views of them, built at the
+publish rate. A retroactive ROI change therefore only rewrites that ROI's
+numbers. Written by the reader thread (a batch at a time) and by PV puts on
+the event loop; read by the publisher. One lock; short critical sections.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from swmr_roi_ioc.config import IocConfig
 from swmr_roi_ioc.publish import (
     Geometry,
+    LiveViews,
     RegionSnapshot,
     Severity,
     Snapshot,
@@ -25,7 +28,7 @@ from swmr_roi_ioc.publish import (
     StatValues,
     map_shape,
 )
-from swmr_roi_ioc.stats import FrameStats, Roi, ScanGeometry, clamp_roi
+from swmr_roi_ioc.stats import FrameStats, Roi, ScanGeometry, bin_image, clamp_roi, histogram
 
 SERIES_KEYS = ("total", "net", "min", "max", "mean")
 #: Seconds of history ArrayRate_RBV averages over.
@@ -33,50 +36,96 @@ RATE_WINDOW = 1.0
 
 
 class _Region:
-    """Accumulated values of one region (ROI n, or the whole frame)."""
+    """Per-frame statistics of one region (ROI n, or the whole frame)."""
 
-    def __init__(self, name: str, ts_len: int, cells: int) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.ts_len = ts_len
-        self.ring = {key: np.full(ts_len, np.nan) for key in SERIES_KEYS}
-        self.map = np.full(cells, np.nan)
+        self.values = {key: np.full(1024, np.nan) for key in SERIES_KEYS}
+        self.count = 0
+        #: first frame shown in series and map (moves on Reset)
+        self.origin = 0
         self.latest = StatValues()
-        #: frame index the time series starts at (moves on Reset)
-        self.ts_origin = 0
-        self.ts_count = 0
 
-    def clear(self, next_index: int) -> None:
-        for ring in self.ring.values():
-            ring.fill(np.nan)
-        self.map.fill(np.nan)
+    def clear(self, origin: int) -> None:
+        self.origin = origin
         self.latest = StatValues()
-        self.ts_origin = next_index
-        self.ts_count = 0
 
-    def add(self, start: int, stats: FrameStats, cells: np.ndarray) -> None:
+    def restart(self) -> None:
+        for values in self.values.values():
+            values.fill(np.nan)
+        self.count = 0
+        self.origin = 0
+        self.latest = StatValues()
+
+    def _grow(self, needed: int) -> None:
+        size = len(self.values["total"])
+        if needed <= size:
+            return
+        new = max(needed, 2 * size)
+        for key, old in self.values.items():
+            grown = np.full(new, np.nan)
+            grown[:size] = old
+            self.values[key] = grown
+
+    def put(self, start: int, stats: FrameStats, *, live: bool) -> None:
+        """Statistics of frames [start, start + n); ``live`` ones also update Latest."""
         n = len(stats.total)
+        self._grow(start + n)
         for key in SERIES_KEYS:
-            values = getattr(stats, key)
-            slots = (np.arange(start, start + n) - self.ts_origin) % self.ts_len
-            keep = np.arange(start, start + n) >= self.ts_origin
-            self.ring[key][slots[keep]] = values[keep]
-        self.ts_count = max(self.ts_count, start + n - self.ts_origin)
-        placed = cells >= 0
-        self.map[cells[placed]] = stats.total[placed]
-        self.latest = StatValues(
-            total=float(stats.total[-1]),
-            net=float(stats.net[-1]),
-            min=float(stats.min[-1]),
-            max=float(stats.max[-1]),
-            mean=float(stats.mean[-1]),
-        )
+            self.values[key][start : start + n] = getattr(stats, key)
+        self.count = max(self.count, start + n)
+        if live and n:
+            self.latest = StatValues(
+                total=float(stats.total[-1]),
+                net=float(stats.net[-1]),
+                min=float(stats.min[-1]),
+                max=float(stats.max[-1]),
+                mean=float(stats.mean[-1]),
+            )
 
-    def series(self) -> dict[str, np.ndarray]:
-        """Time series in acquisition order; the latest ts_len when it wrapped."""
-        if self.ts_count <= self.ts_len:
-            return {key: ring.copy() for key, ring in self.ring.items()}
-        cut = self.ts_count % self.ts_len
-        return {key: np.concatenate((r[cut:], r[:cut])) for key, r in self.ring.items()}
+    def series(self, length: int) -> dict[str, np.ndarray]:
+        """Acquisition order since origin; the latest ``length`` when longer."""
+        first = max(self.origin, self.count - length)
+        out: dict[str, np.ndarray] = {}
+        for key, values in self.values.items():
+            shown = np.full(length, np.nan)
+            part = values[first : self.count]
+            shown[: len(part)] = part
+            out[key] = shown
+        return out
+
+    def placed(self, key: str, scan: ScanGeometry) -> np.ndarray:
+        """``key`` of every frame since origin placed on the scan grid (NaN elsewhere)."""
+        grid = np.full(scan.size, np.nan)
+        indices = np.arange(self.origin, self.count, dtype=np.int64)
+        cells = scan.cells(indices)
+        inside = cells >= 0
+        grid[cells[inside]] = self.values[key][self.origin : self.count][inside]
+        return grid
+
+    def full(self) -> dict[str, np.ndarray]:
+        """Every frame's statistics (copies), for the NeXus file."""
+        return {key: values[: self.count].copy() for key, values in self.values.items()}
+
+
+@dataclass(frozen=True)
+class RegionRecord:
+    """One region's statistics of a whole acquisition (for the NeXus file)."""
+
+    name: str
+    series: dict[str, np.ndarray]
+    geometry: Geometry | None
+
+
+@dataclass(frozen=True)
+class RecomputeRequest:
+    """Recompute ROI ``index`` for every frame already processed."""
+
+    index: int
+    roi: Roi
+    generation: int
+    #: the acquisition it belongs to (a new file makes it void)
+    acquisition: int
 
 
 class ServiceState:
@@ -87,17 +136,18 @@ class ServiceState:
         self.config = config
         rows, cols = map_shape(config)
         self.scan = ScanGeometry((rows, cols), config.scan.snake)
-        ts_len = config.publish.time_series_length
+        self._ts_len = config.publish.time_series_length
         self._rois = [
             Geometry(r.x, r.y, r.width, r.height, r.background_width, r.use) for r in config.rois
         ]
-        self._regions = [_Region(r.name, ts_len, rows * cols) for r in config.rois]
-        self._frame = _Region("Frame", ts_len, rows * cols)
+        self._regions = [_Region(r.name) for r in config.rois]
+        self._frame = _Region("Frame")
         self._status = Status.IDLE
         self._message = "Starting"
         self._severity = Severity.NO_ALARM
         self._stale = False
         self._link: str | None = None
+        self._note = ""
         self._file = ""
         self._frame_shape = (0, 0)
         self._counter = 0
@@ -105,7 +155,16 @@ class ServiceState:
         self._unique_id = 0
         self._rates: deque[tuple[float, int]] = deque()
         self._generation = 0
-        self._cache: tuple[int, list[dict[str, np.ndarray]], list[np.ndarray]] | None = None
+        hist = config.publish.histogram
+        self._hist = (hist.bins, hist.min, hist.max)
+        self._latest_frame: np.ndarray | None = None
+        self._frame_generation = 0
+        #: ROI index -> how many times its geometry changed (recompute requests)
+        self._roi_generation = [0] * len(config.rois)
+        self._recompute_progress = 100.0
+        self._wanted: dict[int, RecomputeRequest] = {}
+        self._acquisition = 0
+        self.started = ""
 
     # -- written by the source and the pipeline ------------------------------
 
@@ -113,6 +172,7 @@ class ServiceState:
         with self._lock:
             self._status = status
             self._message = message
+            self._note = ""
             if severity is None:
                 severity = Severity.MAJOR if status is Status.ERROR else Severity.NO_ALARM
             self._severity = severity
@@ -125,9 +185,23 @@ class ServiceState:
         with self._lock:
             self._link = problem
 
+    def note(self, text: str) -> None:
+        """A remark after the current StatusMessage (e.g. the NeXus file);
+        the next status replaces it."""
+        with self._lock:
+            self._note = text
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return self._frame_shape
+
     @property
     def status(self) -> Status:
         return self._status
+
+    @property
+    def file_path(self) -> str:
+        return self._file
 
     def start_acquisition(self, path: str, frame_shape: tuple[int, int]) -> None:
         """A new file: counters, statistics, series and maps start again."""
@@ -140,8 +214,13 @@ class ServiceState:
             self._stale = False
             self._rates.clear()
             for region in [*self._regions, self._frame]:
-                region.clear(0)
+                region.restart()
+            self._latest_frame = None
+            self._wanted.clear()
+            self._recompute_progress = 100.0
             self._generation += 1
+            self._acquisition += 1
+            self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
     def set_frames_written(self, count: int) -> None:
         with self._lock:
@@ -152,7 +231,7 @@ class ServiceState:
         return self._counter
 
     def rois_for_next_batch(self) -> list[Roi | None]:
-        """The geometry to use now, clamped later by the stats; None = not in use."""
+        """The geometry to use now (clamped by the stats); None = not in use."""
         with self._lock:
             return [
                 Roi(g.x, g.y, g.width, g.height, g.background_width) if g.use else None
@@ -165,27 +244,88 @@ class ServiceState:
         rois: Sequence[FrameStats | None],
         frame: FrameStats,
         unique_id: int,
+        last_frame: np.ndarray | None = None,
     ) -> None:
         """Results of frames [start, start + n) computed by the pipeline."""
         n = len(frame.total)
-        cells = self.scan.cells(np.arange(start, start + n, dtype=np.int64))
         with self._lock:
             for region, stats in zip(self._regions, rois, strict=True):
                 if stats is not None:
-                    region.add(start, stats, cells)
-            self._frame.add(start, frame, cells)
+                    region.put(start, stats, live=True)
+            self._frame.put(start, frame, live=True)
             self._counter = start + n
             self._written = max(self._written, self._counter)
             self._unique_id = unique_id
             self._generation += 1
-            now = time.monotonic()
-            self._rates.append((now, self._counter))
+            if last_frame is not None:
+                self._latest_frame = last_frame
+                self._frame_generation += 1
+            self._rates.append((time.monotonic(), self._counter))
+
+    # -- retroactive ROI changes ---------------------------------------------
+
+    def take_recompute(self) -> RecomputeRequest | None:
+        """The next ROI whose past frames must be recomputed, if any."""
+        with self._lock:
+            if not self._wanted:
+                return None
+            index = min(self._wanted)
+            return self._wanted.pop(index)
+
+    def recompute_current(self, request: RecomputeRequest) -> bool:
+        """The request is still the latest change of its ROI, in this acquisition."""
+        return (
+            self._roi_generation[request.index] == request.generation
+            and self._acquisition == request.acquisition
+        )
+
+    def put_recomputed(self, request: RecomputeRequest, start: int, stats: FrameStats) -> bool:
+        """Recomputed statistics of frames [start, ...) of one ROI; False if stale."""
+        with self._lock:
+            if not self.recompute_current(request):
+                return False
+            region = self._regions[request.index]
+            last = start + len(stats.total) >= region.count
+            region.put(start, stats, live=last)
+            self._generation += 1
+            return True
+
+    def set_recompute_progress(self, percent: float) -> None:
+        with self._lock:
+            self._recompute_progress = percent
 
     # -- written by PV puts (Controller protocol) ----------------------------
 
     def set_roi(self, index: int, **fields: int | bool) -> None:
         with self._lock:
-            self._rois[index] = replace(self._rois[index], **fields)
+            old = self._rois[index]
+            new = replace(old, **fields)
+            self._rois[index] = new
+            if new != old and new.use and self._counter > 0:
+                self._roi_generation[index] += 1
+                self._wanted[index] = RecomputeRequest(
+                    index,
+                    Roi(new.x, new.y, new.width, new.height, new.background_width),
+                    self._roi_generation[index],
+                    self._acquisition,
+                )
+                self._recompute_progress = 0.0
+
+    def recompute_wanted(self) -> bool:
+        return bool(self._wanted)
+
+    def set_histogram(self, size: int | None = None, low: float | None = None,
+                      high: float | None = None) -> None:  # fmt: skip
+        """HistSize/HistMin/HistMax puts; raises ValueError unless high > low."""
+        with self._lock:
+            bins, lo, hi = self._hist
+            bins = bins if size is None else size
+            lo = lo if low is None else low
+            hi = hi if high is None else high
+            if not hi > lo:
+                raise ValueError(f"HistMax ({hi:g}) must be greater than HistMin ({lo:g})")
+            self._hist = (bins, lo, hi)
+            self._frame_generation += 1
 
     def reset(self) -> None:
         with self._lock:
@@ -196,48 +336,69 @@ class ServiceState:
     # -- read by the publisher -----------------------------------------------
 
     def _rate(self, now: float) -> float:
-        while self._rates and now - self._rates[0][0] > RATE_WINDOW:
-            first = self._rates.popleft()
-            if not self._rates:
-                self._rates.append(first)
-                break
+        while len(self._rates) > 1 and now - self._rates[0][0] > RATE_WINDOW:
+            self._rates.popleft()
         if len(self._rates) < 2 or now - self._rates[-1][0] > RATE_WINDOW:
             return 0.0
         (t0, c0), (t1, c1) = self._rates[0], self._rates[-1]
-        return (c1 - c0) / max(t1 - t0, 1e-3) if t1 > t0 else 0.0
+        return (c1 - c0) / max(t1 - t0, 1e-3)
+
+    def live_views(self) -> LiveViews | None:
+        """Histogram and binned image of the latest frame (numpy work: call it
+        off the event loop, at the publish rate)."""
+        with self._lock:
+            frame = self._latest_frame
+            bins, low, high = self._hist
+            generation = self._frame_generation
+        if frame is None:
+            return None
+        hist = histogram(frame, bins, low, high)
+        image = bin_image(frame, self.config.publish.image_max_size)
+        return LiveViews(
+            histogram=hist.counts,
+            histogram_x=hist.centres,
+            below=hist.below,
+            above=hist.above,
+            hist_size=bins,
+            hist_min=low,
+            hist_max=high,
+            image=image,
+            generation=generation,
+        )
+
+    @property
+    def frame_generation(self) -> int:
+        return self._frame_generation
+
+    def _readback(self, index: int) -> Geometry:
+        g = self._rois[index]
+        shape = self._frame_shape
+        if shape[0] <= 0:
+            return g
+        c = clamp_roi(Roi(g.x, g.y, g.width, g.height, g.background_width), shape)
+        return Geometry(c.x, c.y, c.width, c.height, c.background_width, g.use)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             regions = [*self._regions, self._frame]
-            if self._cache is None or self._cache[0] != self._generation:
-                self._cache = (
-                    self._generation,
-                    [r.series() for r in regions],
-                    [r.map.copy() for r in regions],
-                )
-            _, series, maps = self._cache
-            shape = self._frame_shape
             snaps: list[RegionSnapshot] = []
             for i, region in enumerate(regions):
-                readback = None
-                if i < len(self._rois):
-                    g = self._rois[i]
-                    readback = g
-                    if shape[0] > 0:
-                        c = clamp_roi(Roi(g.x, g.y, g.width, g.height, g.background_width), shape)
-                        readback = Geometry(c.x, c.y, c.width, c.height, c.background_width, g.use)
+                grid = region.placed("total", self.scan)
                 snaps.append(
                     RegionSnapshot(
                         name=region.name,
                         stats=region.latest,
-                        series=series[i],
-                        map=maps[i],
-                        readback=readback,
-                        frame_shape=shape,
+                        series=region.series(self._ts_len),
+                        map=grid,
+                        readback=self._readback(i) if i < len(self._rois) else None,
+                        frame_shape=self._frame_shape,
                         stale=self._stale,
                     )
                 )
+            max_map = self._frame.placed("max", self.scan)
             message, severity = self._message, self._severity
+            if self._note:
+                message = f"{message}; {self._note}"
             if self._link is not None:
                 message = f"{self._link}. {message}"
                 severity = max(severity, Severity.MAJOR)
@@ -254,5 +415,17 @@ class ServiceState:
                 map_shape=(self.scan.rows, self.scan.cols),
                 rois=snaps[:-1],
                 frame=snaps[-1],
+                max_map=max_map,
+                recompute_progress=self._recompute_progress,
                 arrays_generation=self._generation,
             )
+
+    def acquisition_record(self) -> tuple[list[RegionRecord], int]:
+        """Every region's full per-frame statistics and geometry, and the frame count."""
+        with self._lock:
+            out = [
+                RegionRecord(r.name, r.full(), self._readback(i))
+                for i, r in enumerate(self._regions)
+            ]
+            out.append(RegionRecord(self._frame.name, self._frame.full(), None))
+            return out, self._counter

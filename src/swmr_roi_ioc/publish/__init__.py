@@ -4,18 +4,24 @@ from ._ca import Controller, PutRefusedError, RoiIoc, build_ioc, map_shape, pv_n
 from ._model import (
     STATUS_LABELS,
     Geometry,
+    LiveViews,
     RegionSnapshot,
     Severity,
     Snapshot,
     Status,
     StatValues,
 )
+from ._nexus import NexusAcquisition, NexusError, NexusRegion, nexus_path, write_nexus
 from ._pva import PvaMirror
 
 __all__ = [
     "STATUS_LABELS",
     "Controller",
     "Geometry",
+    "LiveViews",
+    "NexusAcquisition",
+    "NexusError",
+    "NexusRegion",
     "PutRefusedError",
     "PvaMirror",
     "RegionSnapshot",
@@ -26,5 +32,7 @@ __all__ = [
     "Status",
     "build_ioc",
     "map_shape",
+    "nexus_path",
     "pv_names",
+    "write_nexus",
 ]

@@ -21,7 +21,7 @@ from caproto.server import PVGroup, SubGroup, pvproperty
 from swmr_roi_ioc.config import IocConfig, RoiConfig
 from swmr_roi_ioc.config._models import MAX_PIXELS
 
-from ._model import STATUS_LABELS, RegionSnapshot, Severity, Snapshot
+from ._model import STATUS_LABELS, LiveViews, RegionSnapshot, Severity, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,19 @@ class Controller(Protocol):
     def reset(self) -> None:
         """Clear statistics, maps and time series."""
 
+    def set_histogram(
+        self, size: int | None = None, low: float | None = None, high: float | None = None
+    ) -> None:
+        """HistSize / HistMin / HistMax; raises ValueError for an empty range."""
+
+
+def _range(values: np.ndarray) -> tuple[float, float]:
+    """(min, max) ignoring NaN; (NaN, NaN) when nothing landed yet."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return (math.nan, math.nan)
+    return (float(finite.min()), float(finite.max()))
+
 
 def _long_string(text: str) -> str:
     """A char-waveform value: cut to fit, and never zero elements long (caproto
@@ -133,11 +146,16 @@ def _region_group(
     for suffix, key in SERIES_PVS.items():
         body[suffix] = wave(f"{key} per frame, acquisition order", ts_len)
     body["Map"] = wave("Total placed by scan position, row-major, NaN = not yet", map_len)
+    body["MapMin_RBV"] = stat("smallest value in Map (colour scale)")
+    body["MapMax_RBV"] = stat("largest value in Map (colour scale)")
     body["MaxSizeX_RBV"] = _pv(value=0, read_only=True, doc="frame width")
     body["MaxSizeY_RBV"] = _pv(value=0, read_only=True, doc="frame height")
 
     if index is None:
         body["Name"] = _pv(value=name, dtype=ChannelType.STRING, read_only=True)
+        body["MaxMap"] = wave("per-frame maximum placed by scan position", map_len)
+        body["MaxMapMin_RBV"] = stat("smallest value in MaxMap")
+        body["MaxMapMax_RBV"] = stat("largest value in MaxMap")
         return type("FrameGroup", (PVGroup,), body)
 
     assert roi is not None
@@ -231,10 +249,14 @@ class RoiIoc(PVGroup):
             raise PutRefusedError(f"{self.prefix}Reset: write 1 (Reset), not {value!r}")
         return "Done"
 
-    def __init__(self, *args: Any, controller: Controller, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, controller: Controller, hist_capacity: int = 4096, **kwargs: Any
+    ) -> None:
         self.controller = controller
+        self.hist_capacity = hist_capacity
         self._last: dict[str, Any] = {}
         self._arrays_generation = -1
+        self._views_generation = -1
         super().__init__(*args, **kwargs)
 
     # -- publishing -----------------------------------------------------------
@@ -259,8 +281,8 @@ class RoiIoc(PVGroup):
                 status = AlarmStatus.STATE
         await prop.write(value, severity=_SEVERITY[severity], status=status)
 
-    async def publish(self, snap: Snapshot) -> None:
-        """Bring every PV up to ``snap``; cheap when little changed."""
+    async def publish(self, snap: Snapshot, views: LiveViews | None = None) -> None:
+        """Bring every PV up to ``snap`` (and the live views); cheap when little changed."""
         link = AlarmStatus.LINK if snap.link_alarm else None
         await self._put(self.Status_RBV, snap.status.label, snap.severity, link)
         await self._put(self.StatusMessage_RBV, _long_string(snap.message))
@@ -272,6 +294,11 @@ class RoiIoc(PVGroup):
         await self._put(self.MapSizeY_RBV, snap.map_shape[0])
         await self._put(self.MapSizeX_RBV, snap.map_shape[1])
         await self._put(self.NumROIs_RBV, len(snap.rois))
+        ioc: Any = self  # the PVs below are added per config
+        await self._put(ioc.RecomputeProgress_RBV, round(snap.recompute_progress, 1))
+        if views is not None and views.generation != self._views_generation:
+            self._views_generation = views.generation
+            await self._publish_views(views)
         arrays = snap.arrays_generation != self._arrays_generation
         self._arrays_generation = snap.arrays_generation
         groups = [getattr(self, f"roi{n + 1}") for n in range(len(snap.rois))]
@@ -280,6 +307,26 @@ class RoiIoc(PVGroup):
         if snap.frame is not None:
             frame: Any = getattr(self, "frame")  # noqa: B009 - the subgroup is added per config
             await self._publish_region(frame, snap.frame, arrays)
+            if snap.max_map is not None:
+                low, high = _range(snap.max_map)
+                await self._put(frame.MaxMapMin_RBV, low)
+                await self._put(frame.MaxMapMax_RBV, high)
+                if arrays:
+                    await frame.MaxMap.write(snap.max_map)
+
+    async def _publish_views(self, views: LiveViews) -> None:
+        ioc: Any = self
+        await self._put(ioc.HistSize_RBV, views.hist_size)
+        await self._put(ioc.HistMin_RBV, views.hist_min)
+        await self._put(ioc.HistMax_RBV, views.hist_max)
+        await self._put(ioc.HistBelow_RBV, views.below)
+        await self._put(ioc.HistAbove_RBV, views.above)
+        await ioc.Histogram_RBV.write(views.histogram)
+        await ioc.HistogramX_RBV.write(views.histogram_x)
+        rows, cols = views.image.shape
+        await self._put(ioc.ImageSizeY_RBV, rows)
+        await self._put(ioc.ImageSizeX_RBV, cols)
+        await ioc.Image.write(views.image.ravel())
 
     async def _publish_region(self, group: Any, region: RegionSnapshot, arrays: bool) -> None:
         severity = Severity.INVALID if region.stale else Severity.NO_ALARM
@@ -292,6 +339,9 @@ class RoiIoc(PVGroup):
             await self._put(group.Use_RBV, "Yes" if rb.use else "No")
             for suffix, (field, _low) in GEOMETRY_PVS.items():
                 await self._put(getattr(group, f"{suffix}_RBV"), int(getattr(rb, field)))
+        low, high = _range(region.map)
+        await self._put(group.MapMin_RBV, low)
+        await self._put(group.MapMax_RBV, high)
         if arrays:
             for suffix, key in SERIES_PVS.items():
                 await getattr(group, suffix).write(region.series[key])
@@ -308,8 +358,84 @@ def build_ioc(config: IocConfig, controller: Controller) -> RoiIoc:
         body[f"roi{n + 1}"] = SubGroup(group, prefix=f"{n + 1}:")
     frame = _region_group(index=None, ts_len=ts_len, map_len=rows * cols, name="Frame")
     body["frame"] = SubGroup(frame, prefix="Frame:")
+    body.update(_views_pvs(config))
     cls = type("ConfiguredRoiIoc", (RoiIoc,), body)
-    return cls(prefix=config.prefix, controller=controller)
+    _attach_view_putters(cls)
+    return cls(prefix=config.prefix, controller=controller, hist_capacity=hist_capacity(config))
+
+
+def hist_capacity(config: IocConfig) -> int:
+    """Length of the histogram waveforms: the largest HistSize a put may ask."""
+    return max(config.publish.histogram.bins, 4096)
+
+
+def _views_pvs(config: IocConfig) -> dict[str, Any]:
+    """Histogram (NDPluginStats names), live image, recompute progress."""
+    hist = config.publish.histogram
+    cap = hist_capacity(config)
+    side = config.publish.image_max_size
+
+    def wave(length: int, doc: str) -> Any:
+        return _pv(value=[0.0], dtype=ChannelType.DOUBLE, max_length=length, read_only=True,
+                   doc=doc)  # fmt: skip
+
+    def readback(value: Any, doc: str) -> Any:
+        return _pv(value=value, read_only=True, doc=doc)
+
+    return {
+        "Histogram_RBV": wave(cap, "counts per bin of the latest frame"),
+        "HistogramX_RBV": wave(cap, "bin centres"),
+        "HistSize": _pv(value=hist.bins, record="longout", doc="number of bins"),
+        "HistSize_RBV": readback(hist.bins, "number of bins"),
+        "HistMin": _pv(value=float(hist.min), record="ao", doc="lower edge"),
+        "HistMin_RBV": readback(float(hist.min), "lower edge"),
+        "HistMax": _pv(value=float(hist.max), record="ao", doc="upper edge"),
+        "HistMax_RBV": readback(float(hist.max), "upper edge"),
+        "HistBelow_RBV": readback(0, "pixels below HistMin"),
+        "HistAbove_RBV": readback(0, "pixels at or above HistMax"),
+        "Image": wave(side * side, "latest frame binned, row-major"),
+        "ImageSizeX_RBV": readback(0, "columns of Image"),
+        "ImageSizeY_RBV": readback(0, "rows of Image"),
+        "RecomputeProgress_RBV": _pv(
+            value=100.0,
+            read_only=True,
+            record="ai",
+            units="%",
+            precision=1,
+            doc="a ROI change applied to past frames: 0..100",
+        ),  # fmt: skip
+    }
+
+
+def _attach_view_putters(cls: type[PVGroup]) -> None:
+    async def put_size(group: Any, instance: Any, value: Any) -> int:
+        size = _as_int(value, f"{group.prefix}HistSize", 1, group.hist_capacity)
+        group.controller.set_histogram(size=size)
+        return size
+
+    def edge(name: str) -> Callable[..., Any]:
+        async def put(group: Any, instance: Any, value: Any) -> float:
+            try:
+                number = float(value)
+            except (TypeError, ValueError) as exc:
+                raise PutRefusedError(f"{group.prefix}{name}: {value!r} is not a number") from exc
+            if not math.isfinite(number):
+                raise PutRefusedError(f"{group.prefix}{name}: {value!r} is not finite")
+            try:
+                if name == "HistMin":
+                    group.controller.set_histogram(low=number)
+                else:
+                    group.controller.set_histogram(high=number)
+            except ValueError as exc:
+                raise PutRefusedError(f"{group.prefix}{name}: {exc}") from exc
+            return number
+
+        return put
+
+    attrs: Any = cls
+    attrs.HistSize.putter(put_size)
+    attrs.HistMin.putter(edge("HistMin"))
+    attrs.HistMax.putter(edge("HistMax"))
 
 
 def map_shape(config: IocConfig) -> tuple[int, int]:
@@ -325,5 +451,8 @@ def pv_names(config: IocConfig) -> list[str]:
     class _Nothing:
         def set_roi(self, index: int, **fields: int | bool) -> None: ...
         def reset(self) -> None: ...
+        def set_histogram(
+            self, size: int | None = None, low: float | None = None, high: float | None = None
+        ) -> None: ...
 
     return sorted(build_ioc(config, _Nothing()).pvdb)

@@ -80,6 +80,23 @@ class RegionSnapshot:
     stale: bool = False
 
 
+@dataclass(frozen=True, eq=False)
+class LiveViews:
+    """Histogram and binned image of the latest frame (at the publish rate)."""
+
+    histogram: np.ndarray
+    histogram_x: np.ndarray
+    below: int
+    above: int
+    hist_size: int
+    hist_min: float
+    hist_max: float
+    #: the latest frame binned to at most image_max_size per side, (rows, cols)
+    image: np.ndarray
+    #: changes when the frame or the histogram settings change
+    generation: int
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One coherent view of the service for the publishers."""
@@ -95,6 +112,10 @@ class Snapshot:
     map_shape: tuple[int, int]
     rois: list[RegionSnapshot] = field(default_factory=list)
     frame: RegionSnapshot | None = None
+    #: per-frame maxima of the whole frame placed by scan position (rows x cols, flat)
+    max_map: np.ndarray | None = None
+    #: 0-100 while a ROI change is applied to past frames; 100 when done
+    recompute_progress: float = 100.0
     #: increments whenever any array (series, maps) changed
     arrays_generation: int = 0
     #: the alarm is about a lost link (the camera IOC), not the state

@@ -9,13 +9,18 @@ from swmr_roi_ioc.stats._roi import (
     roi_stats,
 )
 from swmr_roi_ioc.stats._scan import ScanGeometry
+from swmr_roi_ioc.stats._views import Histogram, bin_factor, bin_image, histogram
 
 __all__ = [
     "FrameStats",
+    "Histogram",
     "Roi",
     "ScanGeometry",
+    "bin_factor",
+    "bin_image",
     "clamp_roi",
     "compute_stats",
     "frame_stats",
+    "histogram",
     "roi_stats",
 ]

@@ -1,0 +1,82 @@
+"""Live views of one frame: histogram (NDPluginStats' rules) and a binned image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from swmr_roi_ioc._errors import SwmrRoiError
+
+
+@dataclass(frozen=True, eq=False)
+class Histogram:
+    """Counts of one frame in ``size`` equal bins over [low, high)."""
+
+    counts: npt.NDArray[np.float64]
+    #: bin centres (NDPluginStats' HistogramX)
+    centres: npt.NDArray[np.float64]
+    #: pixels below ``low`` and at or above ``high``
+    below: int
+    above: int
+
+
+def histogram(frame: npt.ArrayLike, size: int, low: float, high: float) -> Histogram:
+    """Histogram of ``frame`` as NDPluginStats computes it: bin = (v - low) *
+    size / (high - low), values below ``low`` counted in ``below``, values at
+    or above ``high`` in ``above``; NaN is counted nowhere."""
+    if size < 1 or not high > low:
+        raise SwmrRoiError(f"histogram needs size >= 1 and high > low, got {size}, {low}, {high}")
+    values = np.asarray(frame).ravel()
+    scale = size / (high - low)
+    if values.dtype.kind in "iu" and values.dtype.itemsize <= 2:
+        # few distinct values: count each value once, then place the counts
+        offset = int(values.min()) if values.size else 0
+        per_value = np.bincount(values.astype(np.int64) - offset)
+        levels = np.arange(per_value.size, dtype=np.float64) + offset
+        return _place(levels, per_value.astype(np.float64), size, low, high, scale)
+    finite = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    return _place(finite.astype(np.float64), None, size, low, high, scale)
+
+
+def _place(
+    levels: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64] | None,
+    size: int,
+    low: float,
+    high: float,
+    scale: float,
+) -> Histogram:
+    below_mask = levels < low
+    above_mask = levels >= high
+    inside = ~(below_mask | above_mask)
+    bins = np.floor((levels[inside] - low) * scale).astype(np.int64)
+    np.clip(bins, 0, size - 1, out=bins)
+    w = None if weights is None else weights[inside]
+    counts = np.bincount(bins, weights=w, minlength=size).astype(np.float64)
+    if weights is None:
+        below, above = int(below_mask.sum()), int(above_mask.sum())
+    else:
+        below, above = int(weights[below_mask].sum()), int(weights[above_mask].sum())
+    centres = low + (np.arange(size, dtype=np.float64) + 0.5) / scale
+    return Histogram(counts=counts, centres=centres, below=below, above=above)
+
+
+def bin_factor(shape: tuple[int, int], max_size: int) -> int:
+    """The smallest integer factor that brings both sides to at most max_size."""
+    if max_size < 1:
+        raise SwmrRoiError(f"max_size must be >= 1, got {max_size}")
+    return max(1, -(-max(shape) // max_size))
+
+
+def bin_image(frame: npt.ArrayLike, max_size: int) -> npt.NDArray[np.float64]:
+    """``frame`` binned by an integer factor f (mean of f x f blocks, the
+    remainder rows and columns cropped) so each side is at most max_size."""
+    array = np.asarray(frame)
+    if array.ndim != 2:
+        raise SwmrRoiError(f"bin_image needs a 2-D frame, got shape {array.shape}")
+    f = bin_factor((array.shape[0], array.shape[1]), max_size)
+    h, w = array.shape[0] // f, array.shape[1] // f
+    blocks = array[: h * f, : w * f].reshape(h, f, w, f)
+    return blocks.mean(axis=(1, 3), dtype=np.float64)
