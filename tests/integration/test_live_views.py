@@ -207,3 +207,36 @@ async def test_roi_change_during_fast_acquisition_keeps_up(
     moved = _roi_totals(frames, 220, ROI1[1], ROI1[2], ROI1[3])
     # every frame with the new ROI: the ones before the change recomputed, the rest live
     await wait_for(f"{prefix}1:TSTotal", lambda v: np.array_equal(np.asarray(v)[:1000], moved), 10)
+
+
+async def test_map_geometry_from_the_files_extra_dimensions(
+    tmp_path: Path, prefix: str, processes: list[Process]
+) -> None:
+    """No scan.shape in ioc.yaml: the (rows, cols) of a dataset written with
+    areaDetector extra dimensions give the map its geometry."""
+    data = tmp_path / "data"
+    data.mkdir()
+    h5 = data / "scan.h5"
+    config = tmp_path / "ioc.yaml"
+    config.write_text(
+        f'ioc_name: test-ioc\nprefix: "{prefix}"\ndata_root: {data}\n'
+        "source: {file: scan.h5, timeout: 1.0}\n"
+        "rois: [{name: ROI1, x: 10, y: 20, width: 40, height: 30}]\npva: false\n"
+    )
+    processes.append(Process(swmr_roi_ioc("run", str(config))))
+    rows, cols = 6, 7
+    writer = Process(
+        swmr_roi_ioc(
+            "simulate", str(h5), "--frames", str(rows * cols), "--rate", "100",
+            "--scan", str(rows), str(cols), "--extra-dims", "--dtype", "uint16",
+        )
+    )  # fmt: skip
+    processes.append(writer)
+    assert writer.wait(60) == 0
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 3, 30)
+    await wait_for(f"{prefix}MapSizeY_RBV", lambda v: v == rows, 10)
+    assert await caget(f"{prefix}MapSizeX_RBV") == cols
+    frames = read_frames(h5)
+    totals = frames[:, 20:50, 10:50].astype(np.int64).sum(axis=(1, 2)).astype(float)
+    grid = (await _arr(f"{prefix}1:Map"))[: rows * cols].reshape(rows, cols)
+    np.testing.assert_array_equal(grid, snake_map(totals, rows, cols))

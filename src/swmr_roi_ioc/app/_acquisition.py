@@ -125,6 +125,19 @@ class Acquisition:
         self.complete = await self._run(self.follower.poll)
         return self.complete
 
+    @property
+    def scan_extent(self) -> tuple[int, int] | None:
+        """(rows, cols) of a dataset with areaDetector extra dimensions: the
+        fixed max shape, else the extent so far (cols is final once a second
+        row started). None for a plain stack of frames."""
+        dset = self._pipeline.dataset
+        if dset.ndim != 4:
+            return None
+        fixed = (dset.maxshape or dset.shape)[:2]
+        if all(n is not None for n in fixed):
+            return (int(fixed[0] or 1), int(fixed[1] or 1))
+        return (int(dset.shape[0]), int(dset.shape[1]))
+
     async def process(self) -> int:
         """Process up to HOP_FRAMES complete frames; returns how many."""
         if self.complete <= self.done:

@@ -149,6 +149,8 @@ class FixedFileSource:
             try:
                 complete = await acq.poll()
                 self._state.set_frames_written(complete)
+                if (extent := acq.scan_extent) is not None:
+                    self._state.set_scan_shape(*extent)
                 if await acq.process():
                     poll = POLL_MIN
                     self._state.set_status(Status.FOLLOWING, self._following(acq))

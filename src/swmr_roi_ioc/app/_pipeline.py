@@ -26,6 +26,7 @@ class FramePipeline:
         self._state = state
         self._reader = reader
         self.frame_shape = reader.frame_shape
+        self.dataset = reader.dataset
         #: the last frame's NDArrayUniqueId was not flushed yet (NDAttributeChunk)
         self.keys_lag = False
         frame_bytes = int(np.prod(reader.frame_shape)) * reader.dtype.itemsize

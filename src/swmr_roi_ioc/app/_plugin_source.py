@@ -174,10 +174,15 @@ class PluginSource:
     ) -> bool:
         """Follow to the end; True if it finished with its frames read."""
         self._state.set_status(Status.FOLLOWING, f"Following {acq.path}")
+        planned = self._watcher.state.scan_shape
+        if planned is not None:  # NumExtraDims / ExtraDimSize*: the whole geometry
+            self._state.set_scan_shape(*planned)
         poll = POLL_MIN
         try:
             while live:
                 self._state.set_frames_written(await acq.poll())
+                if planned is None and (extent := acq.scan_extent) is not None:
+                    self._state.set_scan_shape(*extent)
                 if await acq.process():
                     poll = POLL_MIN
                     self._state.set_status(Status.FOLLOWING, self._following(acq))
@@ -200,6 +205,8 @@ class PluginSource:
                 poll = POLL_MIN if woke else min(poll * 2, POLL_CONNECTED)
             await acq.drain()
             self._state.set_frames_written(acq.complete)
+            if planned is None and (extent := acq.scan_extent) is not None:
+                self._state.set_scan_shape(*extent)
         except READ_ERRORS as exc:
             self._state.set_status(
                 Status.ERROR, f"Reading {acq.path} failed after {acq.done} frames: {exc}"

@@ -26,6 +26,7 @@ from swmr_roi_ioc.publish import (
     Snapshot,
     Status,
     StatValues,
+    map_capacity,
     map_shape,
 )
 from swmr_roi_ioc.stats import FrameStats, Roi, ScanGeometry, bin_image, clamp_roi, histogram
@@ -136,6 +137,7 @@ class ServiceState:
         self.config = config
         rows, cols = map_shape(config)
         self.scan = ScanGeometry((rows, cols), config.scan.snake)
+        self._capacity = map_capacity(config)
         self._ts_len = config.publish.time_series_length
         self._rois = [
             Geometry(r.x, r.y, r.width, r.height, r.background_width, r.use) for r in config.rois
@@ -220,7 +222,21 @@ class ServiceState:
             self._recompute_progress = 100.0
             self._generation += 1
             self._acquisition += 1
+            if self.config.scan.shape is None:
+                self.scan = ScanGeometry(map_shape(self.config), self.config.scan.snake)
             self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+    def set_scan_shape(self, rows: int, cols: int) -> None:
+        """The scan geometry from the plugin or the file (only when ioc.yaml sets
+        none); rows are cut so the map fits its waveform."""
+        if self.config.scan.shape is not None or rows < 1 or cols < 1:
+            return
+        cols = min(cols, self._capacity)
+        rows = max(1, min(rows, self._capacity // cols))
+        if (rows, cols) != (self.scan.rows, self.scan.cols):
+            with self._lock:
+                self.scan = ScanGeometry((rows, cols), self.config.scan.snake)
+                self._generation += 1
 
     def set_frames_written(self, count: int) -> None:
         with self._lock:

@@ -84,6 +84,16 @@ class ScanConfig(_Model):
         description="Map geometry (rows, cols). None: maps of one row of time_series_length.",
     )
     snake: bool = Field(default=True, description="Odd rows run backwards (snake scan).")
+    max_points: int = Field(
+        default=65536,
+        ge=1,
+        le=4_000_000,
+        description=(
+            "Capacity of the map waveforms when shape is not set: the geometry then "
+            "comes from the plugin's ExtraDimSize PVs or the file's extra dimensions, "
+            "else one row."
+        ),
+    )
 
     @model_validator(mode="after")
     def _bounded(self) -> Self:

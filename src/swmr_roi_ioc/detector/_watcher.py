@@ -30,6 +30,13 @@ PLUGIN_PVS: dict[str, tuple[str, Any]] = {
     "ArrayCounter_RBV": ("array_counter", None),
 }
 
+#: Optional PVs (not every NDFileHDF5 version has them; not needed to follow)
+OPTIONAL_PVS: dict[str, tuple[str, Any]] = {
+    "NumExtraDims_RBV": ("num_extra_dims", None),
+    "ExtraDimSizeN_RBV": ("extra_dim_n", None),
+    "ExtraDimSizeX_RBV": ("extra_dim_x", None),
+}
+
 
 @dataclass(frozen=True)
 class PluginState:
@@ -44,6 +51,9 @@ class PluginState:
     write_status: int = 0
     write_message: str = ""
     array_counter: int = 0
+    num_extra_dims: int = 0
+    extra_dim_n: int = 0
+    extra_dim_x: int = 0
     #: PVs connected now (a subset of PLUGIN_PVS)
     connected: frozenset[str] = field(default_factory=frozenset)
     #: increments on every rising edge of SWMRActive_RBV, and when
@@ -52,7 +62,16 @@ class PluginState:
 
     @property
     def all_connected(self) -> bool:
-        return len(self.connected) == len(PLUGIN_PVS)
+        return all(pv in self.connected for pv in PLUGIN_PVS)
+
+    @property
+    def scan_shape(self) -> tuple[int, int] | None:
+        """(rows, cols) of the scan from NumExtraDims/ExtraDimSize*, if set."""
+        if self.num_extra_dims >= 2 and self.extra_dim_n > 0 and self.extra_dim_x > 0:
+            return (self.extra_dim_x, self.extra_dim_n)
+        if self.num_extra_dims == 1 and self.extra_dim_n > 0:
+            return (1, self.extra_dim_n)
+        return None
 
     @property
     def file_open(self) -> bool:
@@ -73,7 +92,7 @@ class PluginWatcher:
 
     def start(self) -> None:
         """Subscribe (call inside the running loop); reconnects are automatic."""
-        for suffix, (name, datatype) in PLUGIN_PVS.items():
+        for suffix, (name, datatype) in {**PLUGIN_PVS, **OPTIONAL_PVS}.items():
             self._subscriptions.append(
                 camonitor(
                     self.prefix + suffix,

@@ -1,6 +1,14 @@
 """Publishers: the caproto IOC (CA), its p4p mirror (PVA); later NeXus and screens."""
 
-from ._ca import Controller, PutRefusedError, RoiIoc, build_ioc, map_shape, pv_names
+from ._ca import (
+    Controller,
+    PutRefusedError,
+    RoiIoc,
+    build_ioc,
+    map_capacity,
+    map_shape,
+    pv_names,
+)
 from ._model import (
     STATUS_LABELS,
     Geometry,
@@ -31,6 +39,7 @@ __all__ = [
     "StatValues",
     "Status",
     "build_ioc",
+    "map_capacity",
     "map_shape",
     "nexus_path",
     "pv_names",

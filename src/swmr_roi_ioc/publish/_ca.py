@@ -351,12 +351,12 @@ class RoiIoc(PVGroup):
 def build_ioc(config: IocConfig, controller: Controller) -> RoiIoc:
     """The IOC for ``config``: RoiIoc plus one SubGroup per ROI and Frame."""
     ts_len = config.publish.time_series_length
-    rows, cols = map_shape(config)
+    cells = map_capacity(config)
     body: dict[str, Any] = {}
     for n, roi in enumerate(config.rois):
-        group = _region_group(index=n, ts_len=ts_len, map_len=rows * cols, name=roi.name, roi=roi)
+        group = _region_group(index=n, ts_len=ts_len, map_len=cells, name=roi.name, roi=roi)
         body[f"roi{n + 1}"] = SubGroup(group, prefix=f"{n + 1}:")
-    frame = _region_group(index=None, ts_len=ts_len, map_len=rows * cols, name="Frame")
+    frame = _region_group(index=None, ts_len=ts_len, map_len=cells, name="Frame")
     body["frame"] = SubGroup(frame, prefix="Frame:")
     body.update(_views_pvs(config))
     cls = type("ConfiguredRoiIoc", (RoiIoc,), body)
@@ -439,10 +439,18 @@ def _attach_view_putters(cls: type[PVGroup]) -> None:
 
 
 def map_shape(config: IocConfig) -> tuple[int, int]:
-    """(rows, cols) of every map: scan.shape, or one row of time_series_length."""
+    """(rows, cols) of the maps at startup: scan.shape, or one row of
+    time_series_length (until the file or the plugin tells the geometry)."""
     if config.scan.shape is not None:
         return config.scan.shape
-    return (1, config.publish.time_series_length)
+    return (1, min(config.publish.time_series_length, config.scan.max_points))
+
+
+def map_capacity(config: IocConfig) -> int:
+    """Length of the map waveforms: scan.shape's points, else scan.max_points."""
+    if config.scan.shape is not None:
+        return config.scan.shape[0] * config.scan.shape[1]
+    return max(config.scan.max_points, config.publish.time_series_length)
 
 
 def pv_names(config: IocConfig) -> list[str]:

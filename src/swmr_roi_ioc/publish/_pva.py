@@ -182,6 +182,14 @@ class PvaMirror:
         return None
 
     def _map(self, n: int) -> tuple[int, int]:
+        """The map's shape now: MapSizeY/X_RBV (the geometry may come from the
+        file or the plugin), else the shape given at construction."""
+        prefix = self._ioc.prefix
+        sizes = [self._ioc.pvdb.get(prefix + s) for s in ("MapSizeY_RBV", "MapSizeX_RBV")]
+        if all(s is not None for s in sizes):
+            rows, cols = (int(s.value) if s is not None else 0 for s in sizes)
+            if 0 < rows * cols == n:
+                return (rows, cols)
         rows, cols = self._map_shape
         return (rows, cols) if rows * cols == n else _one_row(n)
 
