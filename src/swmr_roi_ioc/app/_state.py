@@ -166,6 +166,7 @@ class ServiceState:
         self._recompute_progress = 100.0
         self._wanted: dict[int, RecomputeRequest] = {}
         self._acquisition = 0
+        self._born = time.monotonic()
         self.started = ""
 
     # -- written by the source and the pipeline ------------------------------
@@ -433,6 +434,7 @@ class ServiceState:
                 frame=snaps[-1],
                 max_map=max_map,
                 recompute_progress=self._recompute_progress,
+                uptime=time.monotonic() - self._born,
                 arrays_generation=self._generation,
             )
 

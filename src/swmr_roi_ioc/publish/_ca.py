@@ -233,6 +233,10 @@ class RoiIoc(PVGroup):
     MapSizeX_RBV = _pv(value=0, read_only=True, record="longin")
     MapSizeY_RBV = _pv(value=0, read_only=True, record="longin")
     NumROIs_RBV = _pv(value=0, read_only=True, record="longin")
+    Uptime_RBV = _pv(
+        value=0.0, read_only=True, record="ai", units="s", precision=0,
+        doc="seconds since the IOC started (liveness heartbeat)",
+    )  # fmt: skip
     Reset = _pv(
         value="Done",
         dtype=ChannelType.ENUM,
@@ -294,6 +298,7 @@ class RoiIoc(PVGroup):
         await self._put(self.MapSizeY_RBV, snap.map_shape[0])
         await self._put(self.MapSizeX_RBV, snap.map_shape[1])
         await self._put(self.NumROIs_RBV, len(snap.rois))
+        await self._put(self.Uptime_RBV, float(int(snap.uptime)))
         ioc: Any = self  # the PVs below are added per config
         await self._put(ioc.RecomputeProgress_RBV, round(snap.recompute_progress, 1))
         if views is not None and views.generation != self._views_generation:

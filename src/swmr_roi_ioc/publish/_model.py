@@ -120,3 +120,5 @@ class Snapshot:
     arrays_generation: int = 0
     #: the alarm is about a lost link (the camera IOC), not the state
     link_alarm: bool = False
+    #: seconds since the service started
+    uptime: float = 0.0
