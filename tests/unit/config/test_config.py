@@ -159,3 +159,14 @@ def test_schema_is_json_with_descriptions(capsys: pytest.CaptureFixture[str]) ->
             walk(sub)
 
     walk(schema)
+
+
+def test_committed_schema_matches_the_models() -> None:
+    """docs/ioc.schema.json is what `swmr-roi-ioc schema` prints; regenerate it with
+    `swmr-roi-ioc schema > docs/ioc.schema.json` when the models change."""
+    from swmr_roi_ioc.config._schema import config_schema_json
+
+    committed = (ROOT / "docs" / "ioc.schema.json").read_text()
+    assert committed == config_schema_json(), "docs/ioc.schema.json drifted from the models"
+    first = (ROOT / "ioc" / "ioc.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../docs/ioc.schema.json"
