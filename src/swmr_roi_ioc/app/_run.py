@@ -9,10 +9,17 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from caproto import get_server_address_list
-from caproto.asyncio.server import Context
 
 from swmr_roi_ioc.config import IocConfig
-from swmr_roi_ioc.publish import LiveViews, PvaMirror, RoiIoc, Status, build_ioc, map_shape
+from swmr_roi_ioc.publish import (
+    LiveViews,
+    PvaMirror,
+    RoiIoc,
+    SafeContext,
+    Status,
+    build_ioc,
+    map_shape,
+)
 
 from ._acquisition import CurrentAcquisition, Executor1
 from ._fixed_file import FixedFileSource
@@ -70,7 +77,7 @@ class Service:
 
     async def run(self) -> None:
         """Serve until cancelled; every task is cancelled and awaited on the way out."""
-        context = Context(self.ioc.pvdb, get_server_address_list())
+        context = SafeContext(self.ioc.pvdb, get_server_address_list())
         src = self.config.source
         if src.file is not None:
             source = FixedFileSource(self.state, self._executor, self.current, self._finished).run()

@@ -9,6 +9,7 @@ from ._ca import (
     map_shape,
     pv_names,
 )
+from ._ca_context import SafeContext
 from ._model import (
     STATUS_LABELS,
     Geometry,
@@ -34,6 +35,7 @@ __all__ = [
     "PvaMirror",
     "RegionSnapshot",
     "RoiIoc",
+    "SafeContext",
     "Severity",
     "Snapshot",
     "StatValues",
