@@ -1,4 +1,4 @@
-"""Command line: run / demo / check / schema / simulate / sim-camera.
+"""Command line: run / demo / check / schema / screens / simulate / sim-camera.
 
 Exit codes: 0 ok, 2 bad config or arguments, 1 other failure.
 """
@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of ioc.yaml")
 
+    screens = sub.add_parser("screens", help="write the Phoebus .bob screens for a config")
+    screens.add_argument("config")
+    screens.add_argument("-o", "--output", required=True, type=Path, help="directory")
+
     sim = sub.add_parser("simulate", help="the simulated NDFileHDF5 SWMR writer alone")
     sim.add_argument("out", help="HDF5 file to write")
     sim.add_argument("--frames", type=int, default=100)
@@ -96,6 +100,15 @@ def _check(path: str) -> int:
     print(f"{path}: ok, {len(config.rois)} ROIs, {len(names)} PVs")
     for name in names:
         print(name)
+    return 0
+
+
+def _screens(config_path: str, directory: Path) -> int:
+    from swmr_roi_ioc.publish import write_screens
+
+    logging.getLogger("caproto").setLevel(logging.ERROR)
+    for path in write_screens(load_config(config_path), directory):
+        print(path)
     return 0
 
 
@@ -186,6 +199,8 @@ def main(args: Sequence[str] | None = None) -> int:
             return 0
         if ns.command == "check":
             return _check(ns.config)
+        if ns.command == "screens":
+            return _screens(ns.config, ns.output)
         if ns.command == "run":
             return _run(ns.config)
         if ns.command == "simulate":

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from caproto import get_server_address_list
 
@@ -19,6 +20,7 @@ from swmr_roi_ioc.publish import (
     Status,
     build_ioc,
     map_shape,
+    write_screens,
 )
 
 from ._acquisition import CurrentAcquisition, Executor1
@@ -115,8 +117,21 @@ class Service:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
 
+def _write_screens(config: IocConfig) -> None:
+    """The Phoebus screens into screens_dir; a failure is a warning, not fatal."""
+    if not config.screens_dir:
+        return
+    try:
+        paths = write_screens(config, Path(config.screens_dir))
+    except OSError as exc:
+        log.warning("could not write screens to %s: %s", config.screens_dir, exc)
+        return
+    log.info("wrote %d Phoebus screens to %s", len(paths), config.screens_dir)
+
+
 async def serve(config: IocConfig) -> None:
     """Run the IOC until SIGINT/SIGTERM."""
+    await asyncio.to_thread(_write_screens, config)
     service = Service(config)
     task = asyncio.create_task(service.run(), name="service")
     loop = asyncio.get_running_loop()

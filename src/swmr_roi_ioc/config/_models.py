@@ -201,6 +201,13 @@ class IocConfig(_Model):
     publish: PublishConfig = Field(default_factory=PublishConfig, description="Publishing limits.")
     pva: bool = Field(default=True, description="Mirror every PV over PVAccess (p4p).")
     nexus: NexusConfig = Field(default_factory=NexusConfig, description="NeXus output.")
+    screens_dir: str | None = Field(
+        default=None,
+        description=(
+            "Write the Phoebus screens (index.bob, ...) here at startup; "
+            "/epics/opi in the container. null: do not write them."
+        ),
+    )
 
     @field_validator("prefix")
     @classmethod

@@ -22,6 +22,7 @@ from ._model import (
 )
 from ._nexus import NexusAcquisition, NexusError, NexusRegion, nexus_path, write_nexus
 from ._pva import PvaMirror
+from ._screens import write_screens
 
 __all__ = [
     "STATUS_LABELS",
@@ -46,4 +47,5 @@ __all__ = [
     "nexus_path",
     "pv_names",
     "write_nexus",
+    "write_screens",
 ]
