@@ -19,6 +19,8 @@ from ._models import IocConfig
 
 #: Environment variable that overrides ``data_root`` (DESIGN.md).
 DATA_ROOT_ENV = "SWMR_ROI_DATA_ROOT"
+#: Environment variable that overrides ``screens_dir`` (the container sets /epics/opi).
+SCREENS_DIR_ENV = "SWMR_ROI_SCREENS_DIR"
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,9 @@ def parse_config(text: str, file: str = "<string>") -> IocConfig:
                 ]
             )
         config = config.model_copy(update={"data_root": root})
+    screens = os.environ.get(SCREENS_DIR_ENV)
+    if screens:
+        config = config.model_copy(update={"screens_dir": screens})
     return config
 
 
