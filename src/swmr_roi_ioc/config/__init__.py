@@ -2,6 +2,7 @@
 
 from ._load import DATA_ROOT_ENV, ConfigError, ConfigIssue, load_config, parse_config
 from ._models import (
+    AccessConfig,
     HistogramConfig,
     IocConfig,
     NexusConfig,
@@ -13,6 +14,7 @@ from ._models import (
 from ._schema import config_schema
 
 __all__ = [
+    "AccessConfig",
     "DATA_ROOT_ENV",
     "ConfigError",
     "ConfigIssue",

@@ -170,6 +170,22 @@ class NexusConfig(_Model):
     )
 
 
+class AccessConfig(_Model):
+    """Who may write setpoints (CA and PVA). Empty lists: anyone."""
+
+    write_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Client hosts allowed to write (host names as clients report them, short "
+            "or fully qualified, or IP addresses). Empty: any host."
+        ),
+    )
+    write_users: list[str] = Field(
+        default_factory=list,
+        description="Client user names allowed to write. Empty: any user.",
+    )
+
+
 class IocConfig(_Model):
     """One instance of swmr-roi-ioc: the whole of ioc.yaml."""
 
@@ -201,6 +217,9 @@ class IocConfig(_Model):
     publish: PublishConfig = Field(default_factory=PublishConfig, description="Publishing limits.")
     pva: bool = Field(default=True, description="Mirror every PV over PVAccess (p4p).")
     nexus: NexusConfig = Field(default_factory=NexusConfig, description="NeXus output.")
+    access: AccessConfig = Field(
+        default_factory=AccessConfig, description="Write access control by host and user."
+    )
     screens_dir: str | None = Field(
         default=None,
         description=(

@@ -21,6 +21,7 @@ from caproto.server import PVGroup, SubGroup, pvproperty
 from swmr_roi_ioc.config import IocConfig, RoiConfig
 from swmr_roi_ioc.config._models import MAX_PIXELS
 
+from ._access import WriteAccess
 from ._model import STATUS_LABELS, LiveViews, RegionSnapshot, Severity, Snapshot
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,8 @@ class RoiIoc(PVGroup):
     ) -> None:
         self.controller = controller
         self.hist_capacity = hist_capacity
+        #: who may write (set per config by build_ioc)
+        self.access = WriteAccess()
         self._last: dict[str, Any] = {}
         self._arrays_generation = -1
         self._views_generation = -1
@@ -366,7 +369,10 @@ def build_ioc(config: IocConfig, controller: Controller) -> RoiIoc:
     body.update(_views_pvs(config))
     cls = type("ConfiguredRoiIoc", (RoiIoc,), body)
     _attach_view_putters(cls)
-    return cls(prefix=config.prefix, controller=controller, hist_capacity=hist_capacity(config))
+    ioc = cls(prefix=config.prefix, controller=controller, hist_capacity=hist_capacity(config))
+    ioc.access = WriteAccess(config.access.write_hosts, config.access.write_users)
+    ioc.access.guard_ca(ioc.pvdb)
+    return ioc
 
 
 def hist_capacity(config: IocConfig) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -150,6 +151,10 @@ class PvaMirror:
         try:
             if not spec.writable:
                 raise PermissionError(f"{spec.name} is read-only")
+            user = str(op.account() or "")
+            hosts = _peer_hosts(op)
+            if not any(self._ioc.access.allows(h, user) for h in hosts):
+                raise PermissionError(self._ioc.access.why_not(hosts[0], user))
             value = put_value(spec, op.value())
             await spec.chan.write(value)
         except Exception as exc:
@@ -197,6 +202,22 @@ class PvaMirror:
     def _image(n: int, sizes: Sequence[ChannelData | None]) -> tuple[int, int]:
         rows, cols = (int(s.value) if s is not None else 0 for s in sizes)
         return (rows, cols) if 0 < rows * cols <= n else _one_row(n)
+
+
+def _peer_hosts(op: ServerOperation) -> list[str]:
+    """The client's host from op.peer() ('ip:port'): its address and its names;
+    a local address also counts as this machine's host name."""
+    peer = str(op.peer() or "")
+    address = peer.rsplit(":", 1)[0].strip("[]")
+    names = [address]
+    try:
+        name, aliases, _ = socket.gethostbyaddr(address)
+        names += [name, *aliases]
+    except OSError:
+        pass
+    if address.startswith("127.") or address == "::1":
+        names.append(socket.gethostname())
+    return names
 
 
 def _one_row(n: int) -> tuple[int, int]:

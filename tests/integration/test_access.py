@@ -1,0 +1,73 @@
+"""Write access control (ioc.yaml access): a write from a host or user not
+listed is refused over CA and PVA, with the value unchanged; listed ones work."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Process, epics_bin, epics_run_env, swmr_roi_ioc
+from tests.integration.helpers import caget_program, wait_for, write_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aioca_cleanup")]
+
+
+def _ioc(tmp_path: Path, prefix: str, access: str, processes: list[Process]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = write_config(
+        tmp_path / "ioc.yaml", prefix=prefix, data_root=data, file="none.h5",
+        rois=[{"name": "ROI1", "x": 1, "y": 2, "width": 3, "height": 4}],
+    )  # fmt: skip
+    text = config.read_text().replace("pva: false", "pva: true") + access
+    config.write_text(text)
+    processes.append(Process(swmr_roi_ioc("--log-level", "INFO", "run", str(config))))
+
+
+def _tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(epics_bin(name)), *args], env=epics_run_env(), capture_output=True, text=True,
+        timeout=20, check=False,
+    )  # fmt: skip
+
+
+async def test_write_from_a_host_not_listed_is_refused(
+    tmp_path: Path, prefix: str, processes: list[Process]
+) -> None:
+    _ioc(tmp_path, prefix, "access: {write_hosts: [beamline-console.example]}\n", processes)
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 1, 30)
+    put = _tool("caput", "-w", "5", f"{prefix}1:MinX", "9")
+    assert put.returncode != 0 or "denied" in (put.stdout + put.stderr).lower(), put.stdout
+    assert caget_program("-t", f"{prefix}1:MinX").strip() == "1"
+    pvput = _tool("pvput", "-w", "5", f"{prefix}1:MinX", "9")
+    assert pvput.returncode != 0
+    assert "write access denied" in (pvput.stdout + pvput.stderr)
+    assert caget_program("-t", f"{prefix}1:MinX").strip() == "1"
+    # reading stays open to everyone
+    assert caget_program("-t", f"{prefix}1:Total_RBV").strip() == "0"
+
+
+async def test_write_from_a_listed_host_and_user_works(
+    tmp_path: Path, prefix: str, processes: list[Process]
+) -> None:
+    host, user = socket.gethostname(), getpass.getuser()
+    access = f"access: {{write_hosts: [{host}], write_users: [{user}]}}\n"
+    _ioc(tmp_path, prefix, access, processes)
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 1, 30)
+    assert _tool("caput", "-w", "5", f"{prefix}1:MinX", "9").returncode == 0
+    assert caget_program("-t", f"{prefix}1:MinX").strip() == "9"
+    assert _tool("pvput", "-w", "5", f"{prefix}1:MinY", "7").returncode == 0
+    assert caget_program("-t", f"{prefix}1:MinY").strip() == "7"
+
+
+async def test_write_from_a_user_not_listed_is_refused(
+    tmp_path: Path, prefix: str, processes: list[Process]
+) -> None:
+    _ioc(tmp_path, prefix, "access: {write_users: [beamline-scientist]}\n", processes)
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 1, 30)
+    _tool("caput", "-w", "5", f"{prefix}1:MinX", "9")
+    assert caget_program("-t", f"{prefix}1:MinX").strip() == "1"
