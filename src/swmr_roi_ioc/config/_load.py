@@ -118,6 +118,12 @@ def parse_config(text: str, file: str = "<string>") -> IocConfig:
             for err in exc.errors()
         ]
         raise ConfigError(sorted(issues, key=lambda i: i.line)) from exc
+    issues = [
+        ConfigIssue(file, _line_of(doc, loc), _key_path(loc), message)
+        for loc, message in _cross_checks(config)
+    ]
+    if issues:
+        raise ConfigError(issues)
     root = os.environ.get(DATA_ROOT_ENV)
     if root:
         if not Path(root).is_absolute():
@@ -136,6 +142,21 @@ def parse_config(text: str, file: str = "<string>") -> IocConfig:
     if screens:
         config = config.model_copy(update={"screens_dir": screens})
     return config
+
+
+def _cross_checks(config: IocConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """Checks across keys, each located at the key to change."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    plugin = config.source.plugin_prefix
+    if plugin and (plugin.startswith(config.prefix) or config.prefix.startswith(plugin)):
+        out.append(
+            (
+                ("prefix",),
+                f"{config.prefix!r} overlaps the camera plugin's prefix {plugin!r}: "
+                "their PV names could collide",
+            )
+        )
+    return out
 
 
 def _plain(node: Any) -> Any:

@@ -96,6 +96,11 @@ def test_defaults_follow_design() -> None:
         (GOOD + "\tpva: true\n", 10, "", "YAML syntax"),
         (GOOD + "rois: [\n", 11, "", "YAML syntax"),
         ("- a\n- b\n", 1, "", "mapping"),
+        (GOOD + "source:\n  plugin_prefix: 'T:HDF1:'\n", 2, "prefix", "overlaps"),
+        (GOOD.replace("x: 1", "x: 1000000"), 6, "rois[0].x", "less than or equal"),
+        (GOOD.replace("height: 4", "height: 0"), 9, "rois[0].height", "greater than"),
+        (GOOD + "source:\n  file: a.h5\n  plugin_prefix: 'X:HDF1:'\n", 10, "source", "either"),
+        (GOOD + "access: {write_hosts: host1}\n", 10, "access.write_hosts", "list"),
         ("", 1, "", "empty"),
     ],
 )
