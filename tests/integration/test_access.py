@@ -71,3 +71,37 @@ async def test_write_from_a_user_not_listed_is_refused(
     await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 1, 30)
     _tool("caput", "-w", "5", f"{prefix}1:MinX", "9")
     assert caget_program("-t", f"{prefix}1:MinX").strip() == "1"
+
+
+async def test_bad_puts_are_refused_with_a_reason(
+    tmp_path: Path, prefix: str, processes: list[Process]
+) -> None:
+    from aioca import DBR_DOUBLE, caget, caput
+
+    _ioc(tmp_path, prefix, "", processes)
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 1, 30)
+    bad = [
+        ("1:MinX", -3), ("1:MinX", 1e9), ("1:MinX", float("nan")), ("1:SizeX", 0),
+        ("1:SizeY", 2.5, DBR_DOUBLE), ("1:BgdWidth", -1), ("HistSize", 10**7), ("HistMin", float("inf")),
+        ("HistMax", -1.0), ("1:Use", 5), ("Reset", 7),
+    ]  # fmt: skip
+    before = {pv: await caget(prefix + pv) for pv, *_ in bad}
+    accepted = []
+    # libca clients convert to the channel's native type before sending (2.5 -> 2 for
+    # a LONG, as for a longout record); a client that sends a DOUBLE gets 2.5 refused
+    for pv, value, *datatype in bad:
+        try:
+            await caput(prefix + pv, value, *datatype, wait=True, timeout=5)
+        except Exception:  # noqa: BLE001 - aioca's CANothing: the put failed
+            pass
+        else:
+            accepted.append((pv, value, await caget(prefix + pv)))
+        assert await caget(prefix + pv) == before[pv], pv
+    assert not accepted, accepted
+    # a string where a number is expected, over the real caput program
+    out = _tool("caput", "-w", "5", f"{prefix}1:MinX", "abc")
+    assert out.returncode != 0 or caget_program("-t", f"{prefix}1:MinX").strip() == "1"
+    assert caget_program("-t", f"{prefix}1:MinX").strip() == "1"
+    # the IOC says why, in its log
+    log = "".join(processes[-1].output)
+    assert "is outside 0..65536" in log and "not a whole number" in log

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from caproto import AlarmSeverity, AlarmStatus, ChannelType
-from caproto.server import PVGroup, SubGroup, pvproperty
+from caproto.server import PVGroup, PvpropertyInteger, SubGroup, pvproperty
 
 from swmr_roi_ioc.config import IocConfig, RoiConfig
 from swmr_roi_ioc.config._models import MAX_PIXELS
@@ -26,6 +26,9 @@ from ._model import STATUS_LABELS, LiveViews, RegionSnapshot, Severity, Snapshot
 
 log = logging.getLogger(__name__)
 
+_FLOAT_TYPES = (ChannelType.DOUBLE, ChannelType.FLOAT, ChannelType.TIME_DOUBLE,
+                ChannelType.TIME_FLOAT, ChannelType.CTRL_DOUBLE, ChannelType.CTRL_FLOAT,
+                ChannelType.STS_DOUBLE, ChannelType.STS_FLOAT)  # fmt: skip
 #: Length of the char waveforms that carry paths and messages.
 LONG_STRING = 1024
 #: Statistic PV suffix -> attribute of StatValues
@@ -78,6 +81,22 @@ def _pv(**kwargs: Any) -> Any:
 
 class PutRefusedError(ValueError):
     """A client wrote a value the IOC will not take; the message says why."""
+
+
+class StrictInteger(PvpropertyInteger):  # type: ignore[misc]
+    """An integer setpoint that refuses a fractional or non-finite value
+    instead of truncating it (caproto, like a longout record, would convert
+    2.5 to 2 before any putter sees it)."""
+
+    async def write_from_dbr(
+        self, data: Any, data_type: Any, metadata: Any, *, flags: int = 0
+    ) -> None:
+        if data_type in _FLOAT_TYPES:
+            values = np.asarray(data, dtype=np.float64).ravel()
+            bad = values[~np.isfinite(values) | (values != np.round(values))]
+            if bad.size:
+                raise PutRefusedError(f"{self.pvname}: {bad[0]!r} is not a whole number")
+        await super().write_from_dbr(data, data_type, metadata, flags=flags)
 
 
 class Controller(Protocol):
@@ -166,7 +185,9 @@ def _region_group(
     body["Use_RBV"] = _pv(value=use, dtype=ChannelType.ENUM, enum_strings=NO_YES, read_only=True)
     for suffix, (field, _low) in GEOMETRY_PVS.items():
         start = int(getattr(roi, field))
-        body[suffix] = _pv(value=start, record="longout", doc=f"{suffix} setpoint")
+        body[suffix] = _pv(
+            value=start, dtype=StrictInteger, record="longout", doc=f"{suffix} setpoint"
+        )
         body[f"{suffix}_RBV"] = _pv(value=start, read_only=True, record="longin")
 
     cls = type(f"Roi{index + 1}Group", (PVGroup,), body)
@@ -396,7 +417,9 @@ def _views_pvs(config: IocConfig) -> dict[str, Any]:
     return {
         "Histogram_RBV": wave(cap, "counts per bin of the latest frame"),
         "HistogramX_RBV": wave(cap, "bin centres"),
-        "HistSize": _pv(value=hist.bins, record="longout", doc="number of bins"),
+        "HistSize": _pv(
+            value=hist.bins, dtype=StrictInteger, record="longout", doc="number of bins"
+        ),
         "HistSize_RBV": readback(hist.bins, "number of bins"),
         "HistMin": _pv(value=float(hist.min), record="ao", doc="lower edge"),
         "HistMin_RBV": readback(float(hist.min), "lower edge"),
