@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 _FLOAT_TYPES = (ChannelType.DOUBLE, ChannelType.FLOAT, ChannelType.TIME_DOUBLE,
                 ChannelType.TIME_FLOAT, ChannelType.CTRL_DOUBLE, ChannelType.CTRL_FLOAT,
                 ChannelType.STS_DOUBLE, ChannelType.STS_FLOAT)  # fmt: skip
+#: Updates of one array kept per slow subscriber (caproto's default is about
+#: 1000, cut to ~57 for large arrays): for a live map or image only the newest
+#: matters, and 10 slow clients of 10,000-point maps held ~75 MB each.
+ARRAY_BACKLOG = 4
 #: Length of the char waveforms that carry paths and messages.
 LONG_STRING = 1024
 #: Statistic PV suffix -> attribute of StatValues
@@ -159,6 +163,7 @@ def _region_group(
             max_length=length,
             read_only=True,
             doc=doc,
+            max_subscription_backlog=ARRAY_BACKLOG,
         )
 
     for suffix, attr in STAT_PVS.items():
@@ -409,7 +414,7 @@ def _views_pvs(config: IocConfig) -> dict[str, Any]:
 
     def wave(length: int, doc: str) -> Any:
         return _pv(value=[0.0], dtype=ChannelType.DOUBLE, max_length=length, read_only=True,
-                   doc=doc)  # fmt: skip
+                   doc=doc, max_subscription_backlog=ARRAY_BACKLOG)  # fmt: skip
 
     def readback(value: Any, doc: str) -> Any:
         return _pv(value=value, read_only=True, doc=doc)
