@@ -82,8 +82,8 @@ async def test_bad_puts_are_refused_with_a_reason(
     await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 1, 30)
     bad = [
         ("1:MinX", -3), ("1:MinX", 1e9), ("1:MinX", float("nan")), ("1:SizeX", 0),
-        ("1:SizeY", 2.5, DBR_DOUBLE), ("1:BgdWidth", -1), ("HistSize", 10**7), ("HistMin", float("inf")),
-        ("HistMax", -1.0), ("1:Use", 5), ("Reset", 7),
+        ("1:SizeY", 2.5, DBR_DOUBLE), ("1:BgdWidth", -1), ("HistSize", 10**7),
+        ("HistMin", float("inf")), ("HistMax", -1.0), ("1:Use", 5), ("Reset", 7),
     ]  # fmt: skip
     before = {pv: await caget(prefix + pv) for pv, *_ in bad}
     accepted = []

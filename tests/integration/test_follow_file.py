@@ -263,3 +263,26 @@ async def test_waits_for_file_and_refuses_paths_outside_data_root(
     while time.monotonic() - start < 1:
         assert await status_of(prefix) == "Error"
         await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("compression", ["lz4", "bslz4", "blosc"])
+async def test_compressed_frames_are_followed_exactly(
+    tmp_path: Path, prefix: str, processes: list[Process], compression: str
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    h5 = data / "c.h5"
+    config = write_config(
+        tmp_path / "ioc.yaml", prefix=prefix, data_root=data, file="c.h5", rois=ROIS[:1],
+        scan=(5, 6), timeout=0.5,
+    )  # fmt: skip
+    _start_ioc(processes, config)
+    writer = Process(swmr_roi_ioc("simulate", str(h5), "--frames", "30", "--rate", "100",
+                                  "--compression", compression, "--dtype", "uint16"))  # fmt: skip
+    processes.append(writer)
+    assert writer.wait(60) == 0
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 3, 30)
+    assert await caget(f"{prefix}ArrayCounter_RBV") == 30
+    frames = read_frames(h5)
+    expected = frames[:, 20:50, 10:50].astype(np.int64).sum(axis=(1, 2))
+    np.testing.assert_array_equal(np.asarray(await caget(f"{prefix}1:TSTotal"))[:30], expected)

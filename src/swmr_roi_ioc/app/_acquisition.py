@@ -166,6 +166,7 @@ class Acquisition:
     async def close(self) -> None:
         def blocking() -> None:
             try:
+                self._pipeline.close()
                 self._h5file.close()
             except Exception as exc:  # noqa: BLE001 - closing a broken file must not raise
                 log.debug("closing %s: %s", self.path, exc)

@@ -7,7 +7,7 @@ import logging
 import h5py
 import numpy as np
 
-from swmr_roi_ioc.follow import FrameReader, refresh, shared_dataset
+from swmr_roi_ioc.follow import ChunkReader, FrameReader, refresh, shared_dataset
 from swmr_roi_ioc.stats import FrameStats, compute_stats
 
 from ._state import ServiceState
@@ -25,6 +25,8 @@ class FramePipeline:
     def __init__(self, state: ServiceState, reader: FrameReader, h5file: h5py.File) -> None:
         self._state = state
         self._reader = reader
+        # the fast path: read_direct_chunk, decompression outside the HDF5 lock
+        self._chunks = ChunkReader(reader.dataset, reader.scan_rank)
         self.frame_shape = reader.frame_shape
         self.dataset = reader.dataset
         #: the last frame's NDArrayUniqueId was not flushed yet (NDAttributeChunk)
@@ -41,7 +43,7 @@ class FramePipeline:
         """Frames [start, stop): read, compute, publish into state. Returns stop."""
         for first in range(start, stop, self._batch):
             last = min(stop, first + self._batch)
-            frames = self._reader.read_frames(first, last)
+            frames = self._chunks.read_frames(first, last)
             rois = self._state.rois_for_next_batch()
             used = [r for r in rois if r is not None]
             roi_stats, frame_stats = compute_stats(frames, used)
@@ -54,7 +56,11 @@ class FramePipeline:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames [start, stop) again (a retroactive ROI change); reader thread only."""
-        return self._reader.read_frames(start, stop)
+        return self._chunks.read_frames(start, stop)
+
+    def close(self) -> None:
+        """Stop the decompression threads."""
+        self._chunks.close()
 
     def _unique_id(self, index: int) -> int:
         """NDArrayUniqueId of frame ``index``; index+1 while keys lag or are absent."""
