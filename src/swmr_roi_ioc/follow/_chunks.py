@@ -41,12 +41,12 @@ _FILTER_BITSHUFFLE = 32008
 _BITSHUFFLE_CODECS = {2: "bslz4", 3: "bszstd"}
 
 try:  # dectris-compression: LZ4 and bitshuffle-LZ4 in HDF5 framing, GIL released
-    import dectris.compression as _dectris
+    import dectris.compression as _dectris  # pyright: ignore[reportMissingImports]
 except ImportError:  # pragma: no cover - optional dependency
     _dectris = None
 
 try:  # python-blosc 1.x: decompress_ptr straight into our buffer
-    import blosc as _blosc
+    import blosc as _blosc  # pyright: ignore[reportMissingImports]
 except ImportError:  # pragma: no cover - optional dependency
     _blosc = None
 
