@@ -121,7 +121,7 @@ def test_bluesky_count_is_followed_two_plans_two_files_and_pvget_agrees(
 ) -> None:
     cam_prefix, data = camera
     processes.append(Process(_ioc(tmp_path, prefix, cam_prefix + "HDF1:", data, pva=True)))
-    wait_until("IOC up", lambda: get(f"{prefix}Status_RBV") in ("Waiting", "1"), 30)
+    wait_until("IOC up", lambda: get(f"{prefix}Status_RBV") in ("Waiting", "1"), 60)
     det = _detector(cam_prefix, data)
 
     files = []
@@ -201,7 +201,7 @@ def test_keys_lag_followed_live_by_extent_and_camera_ioc_death(
     _STATUS_PVS[:] = [
         f"{prefix}{pv}" for pv in ("Status_RBV", "StatusMessage_RBV", "ArrayCounter_RBV")
     ]
-    wait_until("IOC up", lambda: get(f"{prefix}Status_RBV") == "Waiting", 30)
+    wait_until("IOC up", lambda: get(f"{prefix}Status_RBV") == "Waiting", 60)
 
     # NDAttributeChunk at its default: the keys are flushed only at the end
     _start_capture(cam, data, frames=1000, rate_hz=50)
