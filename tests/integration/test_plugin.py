@@ -193,7 +193,7 @@ def test_keys_lag_followed_live_by_extent_and_camera_ioc_death(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    cam = f"{prefix}DCAM:"
+    cam = prefix.replace(":ROI:", ":DCAM:")  # its own prefix, not under the IOC's
     sim = swmr_roi_ioc("sim-camera", "--prefix", cam, "--dir", str(data))
     camera = Process(sim, env=camera_env())
     processes.append(camera)

@@ -51,7 +51,8 @@ def _place(
     below_mask = levels < low
     above_mask = levels >= high
     inside = ~(below_mask | above_mask)
-    bins = np.floor((levels[inside] - low) * scale).astype(np.int64)
+    # multiply, then divide: the same rounding as (v - low) * size / (high - low)
+    bins = np.floor((levels[inside] - low) * size / (high - low)).astype(np.int64)
     np.clip(bins, 0, size - 1, out=bins)
     w = None if weights is None else weights[inside]
     counts = np.bincount(bins, weights=w, minlength=size).astype(np.float64)
