@@ -1,4 +1,11 @@
-"""Frames -> statistics, in the reader thread (never on the event loop)."""
+"""Frames -> statistics, in the reader thread (never on the event loop).
+
+A few frames (following a live writer) are read and computed right here; a
+longer range (catching up on a file, or after a pause) goes through a
+:class:`~swmr_roi_ioc.follow.BlockStream` whose two workers read, decompress
+and compute the statistics of a block each while the block is still in the
+CPU cache. Either way the results reach the state in frame order.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,16 @@ import logging
 import h5py
 import numpy as np
 
-from swmr_roi_ioc.follow import ChunkReader, FrameReader, refresh, shared_dataset
-from swmr_roi_ioc.stats import FrameStats, compute_stats
+from swmr_roi_ioc.follow import (
+    BlockStream,
+    ChunkReader,
+    FollowError,
+    FrameReader,
+    RandomReader,
+    refresh,
+    shared_dataset,
+)
+from swmr_roi_ioc.stats import FrameStats, Roi, compute_stats
 
 from ._state import ServiceState
 
@@ -17,6 +32,19 @@ log = logging.getLogger(__name__)
 #: Bytes of frames read at once: small enough to stay in cache (DESIGN.md).
 BATCH_BYTES = 8 * 2**20
 UNIQUE_ID = "/entry/instrument/NDAttributes/NDArrayUniqueId"
+#: Worker threads of the catch-up stream (the machine's 2 cores, DESIGN.md).
+STREAM_WORKERS = 2
+
+_Computed = tuple[list[Roi | None], list[FrameStats], FrameStats]
+
+
+def _plain(exc: FollowError) -> Exception:
+    """The reader's own error (OSError, KeyError, ...) as the direct path raises
+    it, so the sources handle both paths alike; else an OSError saying what failed."""
+    cause = exc.__cause__
+    if isinstance(cause, Exception) and not isinstance(cause, FollowError):
+        return cause
+    return OSError(str(exc))
 
 
 class FramePipeline:
@@ -25,8 +53,13 @@ class FramePipeline:
     def __init__(self, state: ServiceState, reader: FrameReader, h5file: h5py.File) -> None:
         self._state = state
         self._reader = reader
+        self._h5file = h5file
         # the fast path: read_direct_chunk, decompression outside the HDF5 lock
         self._chunks = ChunkReader(reader.dataset, reader.scan_rank)
+        # frames read again for a retroactive ROI change: pieces in parallel
+        self._random = RandomReader(
+            h5file, reader.dataset_path, STREAM_WORKERS, scan_rank=reader.scan_rank
+        )
         self.frame_shape = reader.frame_shape
         self.dataset = reader.dataset
         #: the last frame's NDArrayUniqueId was not flushed yet (NDAttributeChunk)
@@ -41,25 +74,67 @@ class FramePipeline:
 
     def process(self, start: int, stop: int) -> int:
         """Frames [start, stop): read, compute, publish into state. Returns stop."""
+        if stop - start > 2 * self._batch:
+            # the stream's own completeness check may stop short: the rest directly
+            start = self._process_stream(start, stop)
         for first in range(start, stop, self._batch):
             last = min(stop, first + self._batch)
             frames = self._chunks.read_frames(first, last)
-            rois = self._state.rois_for_next_batch()
-            used = [r for r in rois if r is not None]
-            roi_stats, frame_stats = compute_stats(frames, used)
-            it = iter(roi_stats)
-            per_roi: list[FrameStats | None] = [next(it) if r is not None else None for r in rois]
-            self._state.add_batch(
-                first, per_roi, frame_stats, self._unique_id(last - 1), frames[-1].copy()
-            )
+            rois, roi_stats, frame_stats = self._compute(frames)
+            latest = frames[-1].copy() if last == stop else None
+            self._add(first, last, rois, roi_stats, frame_stats, latest)
         return stop
+
+    def _process_stream(self, start: int, stop: int) -> int:
+        """A long range: read and compute in the stream's workers, add in order.
+        Returns one past the last frame added."""
+        reached = start
+        stream = BlockStream(
+            self._h5file, self._reader.dataset_path, block_size=self._batch,
+            workers=STREAM_WORKERS, scan_rank=self._reader.scan_rank,
+            start=start, stop=stop, process=self._compute,
+        )  # fmt: skip
+        try:
+            with stream:
+                for guard in stream:
+                    with guard as block:
+                        latest = block[-1].copy() if guard.stop == stop else None
+                    rois, roi_stats, frame_stats = guard.result
+                    self._add(guard.start, guard.stop, rois, roi_stats, frame_stats, latest)
+                    reached = guard.stop
+        except FollowError as exc:
+            raise _plain(exc) from exc
+        return reached
+
+    def _compute(self, frames: np.ndarray) -> _Computed:
+        """Statistics of a block with the geometry in use now (any thread)."""
+        rois = self._state.rois_for_next_batch()
+        roi_stats, frame_stats = compute_stats(frames, [r for r in rois if r is not None])
+        return rois, roi_stats, frame_stats
+
+    def _add(
+        self,
+        first: int,
+        last: int,
+        rois: list[Roi | None],
+        roi_stats: list[FrameStats],
+        frame_stats: FrameStats,
+        latest: np.ndarray | None,
+    ) -> None:
+        it = iter(roi_stats)
+        per_roi: list[FrameStats | None] = [next(it) if r is not None else None for r in rois]
+        self._state.add_batch(first, per_roi, frame_stats, self._unique_id(last - 1), latest)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames [start, stop) again (a retroactive ROI change); reader thread only."""
-        return self._chunks.read_frames(start, stop)
+        try:
+            return self._random.read(range(start, stop))
+        except FollowError as exc:
+            raise _plain(exc) from exc
 
     def close(self) -> None:
-        """Stop the decompression threads."""
+        """Stop the decompression and reader threads."""
+        self._random.close(wait=False)
         self._chunks.close()
 
     def _unique_id(self, index: int) -> int:

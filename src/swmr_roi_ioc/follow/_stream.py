@@ -139,9 +139,12 @@ class _Source:
 class _Planner:
     """Hands out blocks in index order (thread-safe); wraps when cyclic."""
 
-    def __init__(self, source: _Source, start: int, block_size: int, cyclic: bool) -> None:
+    def __init__(
+        self, source: _Source, start: int, block_size: int, cyclic: bool, stop: int | None
+    ) -> None:
         self._source = source
         self._next = start
+        self._stop = stop
         self._block = block_size
         self._cyclic = cyclic
         self._total: int | None = None
@@ -169,8 +172,13 @@ class _Planner:
             self._source.available(start)
             self._total = self._source.follower.complete
         if self._total is None:
+            if self._stop is not None and start >= self._stop:
+                self._done = True
+                return None
             available = self._source.available(start)
             if available is not None:
+                if self._stop is not None:
+                    available = min(available, self._stop)
                 n = min(self._block, available - start)
                 self._next = start + n
                 return _Claim(self._seq, np.arange(start, start + n, dtype=np.int64), start)
@@ -281,7 +289,8 @@ class BlockStream:
     - ``timeout``: without a follower, None reads the frames complete now and
       ends; a number follows the file (data extent and written chunks) and
       ends after that many seconds without a new frame.
-    - ``start``: first flat frame index.
+    - ``start``: first flat frame index; ``stop``: one past the last frame
+      to deliver (the stream ends there; not with ``cyclic``).
     - ``process``: called in the worker thread with each block (the
       zero-copy view) right after it is read, while it is still in the CPU
       cache; its return value is the guard's ``result``. The consumer's
@@ -314,12 +323,15 @@ class BlockStream:
         timeout: float | None = None,
         scan_rank: int | None = None,
         start: int = 0,
+        stop: int | None = None,
         process: Callable[[NDArray[Any]], Any] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
+        if stop is not None and (stop < start or cyclic):
+            raise ValueError(f"stop must be >= start ({start}) and not cyclic, got {stop}")
         dset = get_dataset(h5file, dataset_path, "dataset")
         if scan_rank is None:
             scan_rank = follower.scan_rank if follower is not None else default_scan_rank(dset)
@@ -351,7 +363,7 @@ class BlockStream:
         self.follower = follower
         self._wake = threading.Event()
         self._source = _Source(follower, live, self._wake)
-        self._planner = _Planner(self._source, start, self.block_size, cyclic)
+        self._planner = _Planner(self._source, start, self.block_size, cyclic, stop)
         self._buffers: list[NDArray[Any] | None] = [None] * self.read_ahead
         self._pool = _Pool(self.read_ahead)
         self._cond = threading.Condition()

@@ -174,6 +174,18 @@ def test_start_and_default_block_size(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.concatenate([b for _, _, b in blocks]), data[3:])
 
 
+def test_stop_ends_the_stream_with_a_short_block(sim_file: Path) -> None:
+    expected = _expected(sim_file)
+    with open_swmr(sim_file) as f, BlockStream(f, DATA_PATH, block_size=4, start=1, stop=7) as s:
+        blocks = [(g.start, g.stop, g.copy()) for g in s]
+    assert [(a, b) for a, b, _ in blocks] == [(1, 5), (5, 7)]
+    np.testing.assert_array_equal(np.concatenate([b for _, _, b in blocks]), expected[1:7])
+    with open_swmr(sim_file) as f, BlockStream(f, DATA_PATH, start=4, stop=4) as empty:
+        assert empty.get() is None
+    with open_swmr(sim_file) as f, pytest.raises(ValueError, match="stop"):
+        BlockStream(f, DATA_PATH, start=4, stop=3)
+
+
 def test_close_while_consumer_holds_guards(sim_file: Path) -> None:
     with open_swmr(sim_file) as f:
         stream = BlockStream(f, DATA_PATH, block_size=1, read_ahead=1, workers=2)
