@@ -13,7 +13,14 @@ import numpy as np
 import numpy.typing as npt
 
 from swmr_roi_ioc._errors import SwmrRoiError
+from swmr_roi_ioc.stats._bands import BandTables, background_rects, region_edges
 from swmr_roi_ioc.stats._sums import check_frames, exact_sum
+
+#: From this many regions (ROIs + the frame) on, integer frames go through
+#: per-band column tables: one pass over the frame serves every region.
+#: Measured on 1216 x 1936 uint8 (thread CPU time): 17 regions 6 % slower
+#: than region by region, 65 regions 40 % faster.
+MANY_REGIONS = 24
 
 # Frames are processed in chunks of about this many bytes, so that every ROI
 # and the whole-frame sum read a chunk while it is still in the CPU cache.
@@ -65,7 +72,9 @@ def clamp_roi(roi: Roi, frame_shape: tuple[int, int]) -> Roi:
     return Roi(x, y, size_x, size_y, max(int(roi.background_width), 0))
 
 
-def _background(frames: npt.NDArray[Any], roi: Roi) -> npt.NDArray[np.float64]:
+def _background(
+    frames: npt.NDArray[Any], roi: Roi, tables: BandTables | None = None
+) -> npt.NDArray[np.float64]:
     """NDPluginROIStat's background estimate, scaled to the ROI's pixel count.
 
     Top and bottom bands of ``bgd_y`` rows (both full width; they overlap and
@@ -73,18 +82,14 @@ def _background(frames: npt.NDArray[Any], roi: Roi) -> npt.NDArray[np.float64]:
     ``bgd_x`` columns at the left and at the right (same double counting).
     """
     n_elements = roi.width * roi.height
-    if roi.background_width <= 0:
+    rects = background_rects(roi.x, roi.y, roi.width, roi.height, roi.background_width)
+    if not rects:
         return np.zeros(frames.shape[0], dtype=np.float64)
-    bgd_x = min(roi.background_width, roi.width)
-    bgd_y = min(roi.background_width, roi.height)
-    x0, x1 = roi.x, roi.x + roi.width
-    y0, y1 = roi.y, roi.y + roi.height
-    bands = [(y0, y0 + bgd_y, x0, x1), (y1 - bgd_y, y1, x0, x1)]
-    if y1 - bgd_y > y0 + bgd_y:
-        bands.append((y0 + bgd_y, y1 - bgd_y, x0, x0 + bgd_x))
-        bands.append((y0 + bgd_y, y1 - bgd_y, x1 - bgd_x, x1))
-    parts = [exact_sum(frames[:, r0:r1, c0:c1]) for r0, r1, c0, c1 in bands]
-    n_bgd = sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in bands)
+    if tables is not None:
+        parts = list(tables.totals(np.array(rects, dtype=np.intp)))
+    else:
+        parts = [exact_sum(frames[:, r0:r1, c0:c1]) for r0, r1, c0, c1 in rects]
+    n_bgd = sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in rects)
     bgd_sum = np.sum(parts, axis=0)
     return bgd_sum.astype(np.float64) / n_bgd * n_elements
 
@@ -129,6 +134,37 @@ def _concat(parts: list[FrameStats]) -> FrameStats:
     )
 
 
+def _block_stats(array: npt.NDArray[Any], regions: Sequence[Roi]) -> list[FrameStats]:
+    """Every (clamped) region of one cache-sized block, with few numpy calls:
+    the results land in one (regions, 5, n) array (each call re-takes the GIL
+    from the other workers, so fewer calls is faster in the threaded stream).
+    Many regions of an integer block share one pass (:class:`BandTables`)."""
+    tables = None
+    out = np.empty((len(regions), 5, array.shape[0]), dtype=np.float64)
+    if len(regions) >= MANY_REGIONS and array.dtype.kind in "iu" and len(array):
+        geometry = [(r.x, r.y, r.width, r.height, r.background_width) for r in regions]
+        tables = BandTables(array, *region_edges(geometry))
+        rects = [(r.y, r.y + r.height, r.x, r.x + r.width) for r in regions]
+        out[:, 0] = tables.totals(np.array(rects, dtype=np.intp))
+    for k, roi in enumerate(regions):
+        total, net, low, high = out[k, 0], out[k, 1], out[k, 2], out[k, 3]
+        x0, x1, y0, y1 = roi.x, roi.x + roi.width, roi.y, roi.y + roi.height
+        if tables is not None:
+            low[:], high[:] = tables.extremes(y0, y1, x0, x1)
+        else:
+            view = array[:, y0:y1, x0:x1]
+            total[:] = exact_sum(view)
+            low[:] = view.min(axis=(1, 2))
+            high[:] = view.max(axis=(1, 2))
+        if roi.background_width > 0:
+            np.subtract(total, _background(array, roi, tables), out=net)
+        else:
+            net[:] = total
+    pixels = np.array([roi.width * roi.height for roi in regions], dtype=np.float64)
+    np.divide(out[:, 0], pixels[:, np.newaxis], out=out[:, 4])
+    return [FrameStats(*out[k]) for k in range(len(regions))]
+
+
 def compute_stats(
     frames: npt.ArrayLike, rois: Sequence[Roi]
 ) -> tuple[list[FrameStats], FrameStats]:
@@ -138,7 +174,9 @@ def compute_stats(
     regions = [clamp_roi(roi, shape) for roi in rois] + [_whole_frame(array)]
     frame_bytes = max(array[0].nbytes if len(array) else 1, 1)
     step = max(_CHUNK_BYTES // frame_bytes, 1)
-    chunks = [array[i : i + step] for i in range(0, len(array), step)] or [array]
-    per_chunk = [[_clamped_stats(chunk, r) for r in regions] for chunk in chunks]
-    merged = [_concat([stats[k] for stats in per_chunk]) for k in range(len(regions))]
+    if len(array) <= step:
+        merged = _block_stats(array, regions)
+    else:
+        per_chunk = [_block_stats(array[i : i + step], regions) for i in range(0, len(array), step)]
+        merged = [_concat([stats[k] for stats in per_chunk]) for k in range(len(regions))]
     return merged[:-1], merged[-1]

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from swmr_roi_ioc._errors import SwmrRoiError
 
 # frame dtype -> (dtype of the per-column partial sums, most rows per block)
-_ROW_BLOCKS: dict[np.dtype[Any], tuple[type[np.unsignedinteger[Any]], int]] = {
+ROW_BLOCKS: dict[np.dtype[Any], tuple[type[np.unsignedinteger[Any]], int]] = {
     np.dtype(np.uint8): (np.uint16, 257),
     np.dtype(np.uint16): (np.uint32, 65537),
 }
@@ -51,7 +51,7 @@ def exact_sum(view: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return view.sum(axis=(1, 2), dtype=np.float64)
     if kind == "i":
         return view.sum(axis=(1, 2), dtype=np.int64)
-    block = _ROW_BLOCKS.get(view.dtype)
+    block = ROW_BLOCKS.get(view.dtype)
     if block is None or view.shape[2] < _MIN_BLOCK_WIDTH:
         return view.sum(axis=(1, 2), dtype=np.uint64)
     partial_dtype, max_rows = block

@@ -1,5 +1,6 @@
 """ROI statistics against a line-by-line port of NDPluginROIStat (ADCore)."""
 
+import contextlib
 from typing import Any
 from unittest import mock
 
@@ -146,7 +147,7 @@ def small_blocks() -> Any:
     return mock.patch.multiple(
         _sums,
         _MIN_BLOCK_WIDTH=1,
-        _ROW_BLOCKS={
+        ROW_BLOCKS={
             np.dtype(np.uint8): (np.uint16, 2),
             np.dtype(np.uint16): (np.uint32, 2),
         },
@@ -207,6 +208,29 @@ def test_compute_stats_equals_single_calls(
     want = frame_stats(frames)
     for name in ("total", "net", "min", "max", "mean"):
         assert np.array_equal(getattr(whole, name), getattr(want, name))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    frames=frame_batches(max_side=12),
+    roi_list=st.lists(rois(), min_size=_roi.MANY_REGIONS - 1, max_size=_roi.MANY_REGIONS + 8),
+    blocks=st.booleans(),
+)
+def test_many_rois_one_pass_is_bit_identical(
+    frames: np.ndarray, roi_list: list[Roi], blocks: bool
+) -> None:
+    """From MANY_REGIONS regions on, integer frames go through the band tables:
+    the same bits as the region-by-region path, and as NDPluginROIStat."""
+    with small_blocks() if blocks else contextlib.nullcontext():
+        per_roi, whole = compute_stats(frames, roi_list)
+        with mock.patch.object(_roi, "MANY_REGIONS", 10**6):
+            direct, direct_whole = compute_stats(frames, roi_list)
+    for roi, got, want in zip(roi_list, [*per_roi, whole], [*direct, direct_whole], strict=False):
+        check_against_naive(frames, roi, got)
+        for name in ("total", "net", "min", "max", "mean"):
+            assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+    for name in ("total", "net", "min", "max", "mean"):
+        assert getattr(whole, name).tobytes() == getattr(direct_whole, name).tobytes(), name
 
 
 @settings(max_examples=50, deadline=None)
