@@ -1,13 +1,22 @@
 """Soak: follow a writer at 100 Hz for a long time with 10 monitoring clients.
 
-    python -m benchmarks.soak --minutes 30 [--rate 100] [--clients 10] [--json out.json]
+    python -m benchmarks.soak --minutes 30 [--rate 100] [--shape 64 80]
+                              [--clients 10] [--json out.json]
 
 Everything runs on loopback with private ports: the simulated writer and the
 IOC in their own processes, 10 EPICS base ``camonitor`` clients on counters,
 statistics and a map. Every 5 s it samples the IOC's RSS and the backlog
-(FramesWritten_RBV - ArrayCounter_RBV). At the end: frames lost (written but
-never counted; must be 0), RSS growth after a 30 s warm-up (target: at most
-20 MB over 30 minutes) and the largest backlog. Not run in CI.
+(FramesWritten_RBV - ArrayCounter_RBV, read in one ``caget``, the counter
+first, so a backlog is never under-reported; a sample whose caget failed is
+marked, not counted as 0). At the end: frames lost (written but never
+counted; must be 0), RSS growth after a 30 s warm-up (target: at most 20 MB
+over 30 minutes), the largest backlog and the RSS curve (one point a minute).
+Not run in CI.
+
+A higher ``--rate`` with the same ``--minutes`` reaches a long acquisition's
+frame count sooner (e.g. ``--minutes 3 --rate 1000`` = 180,000 frames); the
+IOC's environment is this process's (e.g. ``MALLOC_ARENA_MAX`` or caproto's
+``CAPROTO_MAX_SUBSCRIPTION_BACKLOG`` to compare settings).
 """
 
 from __future__ import annotations
@@ -53,20 +62,37 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _caget(pv: str, env: dict[str, str]) -> float | None:
+def _caget(pvs: list[str], env: dict[str, str]) -> list[float] | None:
+    """The values of ``pvs`` read in this order by one caget; None if any failed."""
     out = subprocess.run(
-        [_epics_bin("caget"), "-w", "2", "-t", pv], env=env, capture_output=True, text=True
+        [_epics_bin("caget"), "-w", "2", "-t", *pvs], env=env, capture_output=True, text=True
     )
     try:
-        return float(out.stdout.strip())
+        values = [float(v) for v in out.stdout.split()]
     except ValueError:
         return None
+    return values if len(values) == len(pvs) else None
+
+
+def _curve(samples: list[dict[str, float]], every: float = 60.0) -> list[list[float]]:
+    """[t, counter, rss_mb] about every ``every`` seconds, and the last sample."""
+    out: list[list[float]] = []
+    next_t = 0.0
+    for s in samples:
+        if s["t"] >= next_t:
+            out.append([s["t"], s["counter"], s["rss_mb"]])
+            next_t = s["t"] + every - 2.5
+    if samples and out[-1][0] != samples[-1]["t"]:
+        last = samples[-1]
+        out.append([last["t"], last["counter"], last["rss_mb"]])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--shape", type=int, nargs=2, default=(64, 80), metavar=("H", "W"))
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -116,19 +142,27 @@ def main(argv: list[str] | None = None) -> int:
                 procs.append(subprocess.Popen([_epics_bin("camonitor"), *pvs], env=env, **quiet))
             writer = subprocess.Popen(
                 [py, "-m", "swmr_roi_ioc", "simulate", str(data / "soak.h5"), "--frames",
-                 str(frames), "--rate", str(args.rate), "--shape", "64", "80"],
+                 str(frames), "--rate", str(args.rate), "--shape", *map(str, args.shape)],
                 env=env, **quiet,
             )  # fmt: skip
             procs.append(writer)
             start = time.monotonic()
             samples: list[dict[str, float]] = []
+            failed = 0
+            counters = [f"{PREFIX}ArrayCounter_RBV", f"{PREFIX}FramesWritten_RBV"]
             while writer.poll() is None:
                 time.sleep(5)
-                written = _caget(f"{PREFIX}FramesWritten_RBV", env) or 0
-                counter = _caget(f"{PREFIX}ArrayCounter_RBV", env) or 0
+                read = _caget(counters, env)
+                rss = round(_rss_mb(ioc.pid), 1)
+                if read is None:  # the IOC did not answer in 2 s: say so, keep going
+                    failed += 1
+                    print(json.dumps({"t": round(time.monotonic() - start, 1),
+                                      "rss_mb": rss, "caget": "failed"}), flush=True)  # fmt: skip
+                    continue
+                counter, written = read
                 sample = {
                     "t": round(time.monotonic() - start, 1),
-                    "rss_mb": round(_rss_mb(ioc.pid), 1),
+                    "rss_mb": rss,
                     "backlog": written - counter,
                     "counter": counter,
                 }
@@ -137,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             deadline = time.monotonic() + 60
             counter = 0.0
             while time.monotonic() < deadline:
-                counter = _caget(f"{PREFIX}ArrayCounter_RBV", env) or 0
+                read = _caget(counters[:1], env)
+                counter = read[0] if read else 0.0
                 if counter >= frames:
                     break
                 time.sleep(1)
@@ -145,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {
                 "minutes": args.minutes,
                 "rate_hz": args.rate,
+                "shape": list(args.shape),
                 "clients": args.clients,
                 "frames_written": frames,
                 "frames_counted": counter,
@@ -153,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                 "rss_end_mb": samples[-1]["rss_mb"] if samples else None,
                 "rss_growth_mb": round(warm[-1]["rss_mb"] - warm[0]["rss_mb"], 1) if warm else None,
                 "max_backlog": max((s["backlog"] for s in samples), default=None),
+                "failed_cagets": failed,
                 "writer_exit": writer.returncode,
+                "rss_curve_t_frames_mb": _curve(samples),
             }
             print(json.dumps(result, indent=2))
             if args.json:
