@@ -11,12 +11,13 @@ from typing import Any
 
 @dataclass
 class Row:
-    """One measured path: median frames/s of the repeats and ratios."""
+    """One measured path: median frames/s of the repeats and ratios; or, for a
+    ``live`` row, what was measured as ``text`` (and as numbers in ``values``)."""
 
     group: str
     key: str
     label: str
-    kind: str  # bound | reference | ours | diagnostic | pending
+    kind: str  # bound | reference | ours | diagnostic | pending | live
     fps: float | None = None
     samples: list[float] = field(default_factory=list)
     other_cores: float | None = None
@@ -25,6 +26,8 @@ class Row:
     vs_swmr_tools: float | None = None
     check: str = ""
     note: str = ""
+    text: str = ""
+    values: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +91,23 @@ def table(rows: list[Row]) -> str:
         if previous is not None and row.group != previous:
             out.append("")
         out.append(fmt(line))
+        previous = row.group
+    return "\n".join(out)
+
+
+def live_table(rows: list[Row]) -> str:
+    """The ``live`` rows: group, measurement, result, check and notes."""
+    head = ("group", "measurement", "result", "check; notes")
+    lines = [(r.group, r.label, r.text, "; ".join(x for x in (r.check, r.note) if x))
+             for r in rows]  # fmt: skip
+    widths = [max(len(x) for x in col) for col in zip(head, *lines, strict=True)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip(),
+           "  ".join("-" * w for w in widths[:-1]) + "  -----"]  # fmt: skip
+    previous = None
+    for row, line in zip(rows, lines, strict=True):
+        if previous is not None and row.group != previous:
+            out.append("")
+        out.append("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
         previous = row.group
     return "\n".join(out)
 

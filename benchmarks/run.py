@@ -9,6 +9,9 @@ count (1, 4, 16, 64) and ``compute_stats`` alone. It prints frames/s
 (medians), the ratios to the bound and to swmr_tools, the CPU other processes
 used meanwhile, whether every pipeline computed the same frame totals, and
 the targets of the issue with PASS/MISS; ``--json`` writes it all as JSON.
+Then the live parts (``benchmarks/live.py``: the IOC and the writer in their
+own processes; latency, backlog, idle CPU, 50 clients) print a table of
+their own and add their targets.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 
 from benchmarks import catchup, live
 from benchmarks.measure import Sample, median_cpu_ms, median_fps, median_other, time_once
-from benchmarks.report import Row, Target, table, targets_table, write_json
+from benchmarks.report import Row, Target, live_table, table, targets_table, write_json
 
 VARIANTS = [
     ("uint8", "none"),
@@ -62,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         "--only", choices=["none", "bslz4", "lz4", "blosc", "uint16"], action="append",
         help="measure only these variants (repeatable)",
     )  # fmt: skip
+    live_group = parser.add_mutually_exclusive_group()
+    live_group.add_argument("--no-live", action="store_true", help="skip the live parts")
+    live_group.add_argument("--live-only", action="store_true", help="only the live parts")
     return parser
 
 
@@ -268,10 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (2 if args.quick else 3)
     shape = (int(args.shape[0]), int(args.shape[1]))
     settings = Settings(frames, repeats, args.max_other, args.retries)
-    variants = VARIANTS
-    if args.only:
+    variants = [] if args.live_only else VARIANTS
+    if args.only and not args.live_only:
         variants = [v for v in VARIANTS if (v[1] if v[0] == "uint8" else v[0]) in args.only]
-    largest = max(np.dtype(d).itemsize for d, _ in variants) * frames * shape[0] * shape[1]
+    largest = (
+        max((np.dtype(d).itemsize for d, _ in variants), default=1) * frames * shape[0] * shape[1]
+    )
     workdir = _workdir(args.dir, largest)
     swmr_tools_error = catchup.swmr_tools_available()
     print(f"swmr-roi-ioc benchmark: {frames} frames {shape[0]}x{shape[1]}, {repeats} rounds, "
@@ -297,19 +305,29 @@ def main(argv: list[str] | None = None) -> int:
             path.unlink()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if swmr_tools_error:
+    if swmr_tools_error and variants:
         rows.append(Row("references", "swmr_tools", "ref: swmr_tools DataSource", "reference",
                         note=f"unavailable: {swmr_tools_error}"))  # fmt: skip
-    live_rows, live_targets = live.run(live.LiveContext(workdir, shape, args.quick))
-    rows += live_rows
-    targets = _targets(rows) + live_targets
+    targets = _targets(rows) if variants else []
+    live_rows: list[Row] = []
+    if not args.no_live:
+        live_rows, live_targets = live.run(live.LiveContext(workdir, shape, args.quick))
+        targets += live_targets
     elapsed = time.perf_counter() - t_start
-    print()
-    print(f"Catch-up on a finished file, {frames} frames {shape[0]}x{shape[1]}, median of "
-          f"{repeats} rounds (frames/s; cpu ms/f = CPU time of all our threads per frame; "
-          "'other load' = CPU cores used by other processes meanwhile)")  # fmt: skip
-    print()
-    print(table(rows))
+    if rows:
+        print()
+        print(f"Catch-up on a finished file, {frames} frames {shape[0]}x{shape[1]}, median of "
+              f"{repeats} rounds (frames/s; cpu ms/f = CPU time of all our threads per frame; "
+              "'other load' = CPU cores used by other processes meanwhile)")  # fmt: skip
+        print()
+        print(table(rows))
+    if live_rows:
+        print()
+        print(f"Live: the writer and the IOC in their own processes, frames {shape[0]}x{shape[1]} "
+              "uint8 unless noted (latencies from the writer's flush, in ms)")  # fmt: skip
+        print()
+        print(live_table(live_rows))
+    rows += live_rows
     print()
     print("Targets (issue 5):")
     print(targets_table(targets))

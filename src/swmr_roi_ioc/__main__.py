@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--flush", type=int, default=1, help="NumFramesFlush")
     sim.add_argument("--attribute-chunk", type=int, default=None, help="NDAttributeChunk")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument(
+        "--flush-log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write one line per flush of the data: frames visible, POSIX time of the flush",
+    )
 
     cam = sub.add_parser(
         "sim-camera", help="a simulated dcam IOC: ADAravis + NDFileHDF5 (SWMR) over CA"
@@ -141,7 +148,15 @@ def _simulate(args: argparse.Namespace) -> int:
     except SimError as exc:
         print(f"swmr-roi-ioc simulate: {exc}", file=sys.stderr)
         return 2
-    written = write_file(args.out, options)
+    if args.flush_log is None:
+        written = write_file(args.out, options)
+    else:
+        with args.flush_log.open("w") as flush_log:
+
+            def on_flush(frames: int, when: float) -> None:
+                flush_log.write(f"{frames} {when:.6f}\n")
+
+            written = write_file(args.out, options, on_flush=on_flush)
     log.info("wrote %d frames to %s", written, args.out)
     return 0
 

@@ -311,6 +311,8 @@ class ServiceState:
         self._written = 0
         self._unique_id = 0
         self._rates: deque[tuple[float, int]] = deque()
+        #: POSIX time the newest statistics were computed (the PVs' timestamp)
+        self._stats_time: float | None = None
         self._generation = 0
         hist = config.publish.histogram
         self._hist = (hist.bins, hist.min, hist.max)
@@ -371,6 +373,7 @@ class ServiceState:
             self._unique_id = 0
             self._stale = False
             self._rates.clear()
+            self._stats_time = None
             for region in [*self._regions, self._frame]:
                 region.restart()
             self._latest_frame = None
@@ -428,6 +431,7 @@ class ServiceState:
             self._counter = start + n
             self._written = max(self._written, self._counter)
             self._unique_id = unique_id
+            self._stats_time = time.time()
             self._generation += 1
             if last_frame is not None:
                 self._latest_frame = last_frame
@@ -459,6 +463,8 @@ class ServiceState:
             region = self._regions[request.index]
             last = start + len(stats.total) >= region.count
             region.put(start, stats, live=last)
+            if last:
+                self._stats_time = time.time()
             self._generation += 1
             return True
 
@@ -503,6 +509,7 @@ class ServiceState:
         with self._lock:
             for region in [*self._regions, self._frame]:
                 region.clear(self._counter)
+            self._stats_time = None  # cleared values: stamped when published
             self._generation += 1
 
     # -- read by the publisher -----------------------------------------------
@@ -591,6 +598,7 @@ class ServiceState:
                 recompute_progress=self._recompute_progress,
                 uptime=time.monotonic() - self._born,
                 arrays_generation=self._generation,
+                stats_time=self._stats_time,
             )
 
     def acquisition_record(self) -> tuple[list[RegionRecord], int]:

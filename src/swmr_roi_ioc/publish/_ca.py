@@ -300,8 +300,10 @@ class RoiIoc(PVGroup):
         value: Any,
         severity: Severity = Severity.NO_ALARM,
         status: AlarmStatus | None = None,
+        timestamp: float | None = None,
     ) -> None:
-        """Write if value or alarm changed (monitors only on change)."""
+        """Write if value or alarm changed (monitors only on change); stamped
+        with ``timestamp`` (the data's time), else the time of the write."""
         key = prop.pvname
         if self._last.get(key) == (value, severity, status):
             return
@@ -312,17 +314,21 @@ class RoiIoc(PVGroup):
                 status = AlarmStatus.UDF
             elif severity is not Severity.NO_ALARM:
                 status = AlarmStatus.STATE
-        await prop.write(value, severity=_SEVERITY[severity], status=status)
+        await _write(prop, value, timestamp, severity=_SEVERITY[severity], status=status)
 
     async def publish(self, snap: Snapshot, views: LiveViews | None = None) -> None:
-        """Bring every PV up to ``snap`` (and the live views); cheap when little changed."""
+        """Bring every PV up to ``snap`` (and the live views); cheap when little changed.
+
+        The statistics (counter, unique id, per-region values, series, maps) are
+        stamped with the time they were computed, ``snap.stats_time``."""
         link = AlarmStatus.LINK if snap.link_alarm else None
+        stamp = snap.stats_time
         await self._put(self.Status_RBV, snap.status.label, snap.severity, link)
         await self._put(self.StatusMessage_RBV, _long_string(snap.message))
         await self._put(self.FilePath_RBV, _long_string(snap.file_path))
-        await self._put(self.ArrayCounter_RBV, snap.array_counter)
+        await self._put(self.ArrayCounter_RBV, snap.array_counter, timestamp=stamp)
         await self._put(self.FramesWritten_RBV, snap.frames_written)
-        await self._put(self.UniqueId_RBV, snap.unique_id)
+        await self._put(self.UniqueId_RBV, snap.unique_id, timestamp=stamp)
         await self._put(self.ArrayRate_RBV, round(snap.array_rate, 3))
         await self._put(self.MapSizeY_RBV, snap.map_shape[0])
         await self._put(self.MapSizeX_RBV, snap.map_shape[1])
@@ -337,16 +343,16 @@ class RoiIoc(PVGroup):
         self._arrays_generation = snap.arrays_generation
         groups = [getattr(self, f"roi{n + 1}") for n in range(len(snap.rois))]
         for group, region in zip(groups, snap.rois, strict=True):
-            await self._publish_region(group, region, arrays)
+            await self._publish_region(group, region, arrays, stamp)
         if snap.frame is not None:
             frame: Any = getattr(self, "frame")  # noqa: B009 - the subgroup is added per config
-            await self._publish_region(frame, snap.frame, arrays)
+            await self._publish_region(frame, snap.frame, arrays, stamp)
             if snap.max_map is not None:
                 low, high = _range(snap.max_map)
-                await self._put(frame.MaxMapMin_RBV, low)
-                await self._put(frame.MaxMapMax_RBV, high)
+                await self._put(frame.MaxMapMin_RBV, low, timestamp=stamp)
+                await self._put(frame.MaxMapMax_RBV, high, timestamp=stamp)
                 if arrays:
-                    await frame.MaxMap.write(snap.max_map)
+                    await _write(frame.MaxMap, snap.max_map, stamp)
 
     async def _publish_views(self, views: LiveViews) -> None:
         ioc: Any = self
@@ -362,10 +368,13 @@ class RoiIoc(PVGroup):
         await self._put(ioc.ImageSizeX_RBV, cols)
         await ioc.Image.write(views.image.ravel())
 
-    async def _publish_region(self, group: Any, region: RegionSnapshot, arrays: bool) -> None:
+    async def _publish_region(
+        self, group: Any, region: RegionSnapshot, arrays: bool, stamp: float | None
+    ) -> None:
         severity = Severity.INVALID if region.stale else Severity.NO_ALARM
         for suffix, attr in STAT_PVS.items():
-            await self._put(getattr(group, suffix), float(getattr(region.stats, attr)), severity)
+            value = float(getattr(region.stats, attr))
+            await self._put(getattr(group, suffix), value, severity, timestamp=stamp)
         await self._put(group.MaxSizeY_RBV, region.frame_shape[0])
         await self._put(group.MaxSizeX_RBV, region.frame_shape[1])
         if region.readback is not None:
@@ -374,12 +383,20 @@ class RoiIoc(PVGroup):
             for suffix, (field, _low) in GEOMETRY_PVS.items():
                 await self._put(getattr(group, f"{suffix}_RBV"), int(getattr(rb, field)))
         low, high = _range(region.map)
-        await self._put(group.MapMin_RBV, low)
-        await self._put(group.MapMax_RBV, high)
+        await self._put(group.MapMin_RBV, low, timestamp=stamp)
+        await self._put(group.MapMax_RBV, high, timestamp=stamp)
         if arrays:
             for suffix, key in SERIES_PVS.items():
-                await getattr(group, suffix).write(region.series[key])
-            await group.Map.write(region.map)
+                await _write(getattr(group, suffix), region.series[key], stamp)
+            await _write(group.Map, region.map, stamp)
+
+
+async def _write(prop: Any, value: Any, timestamp: float | None, **metadata: Any) -> None:
+    """``prop.write(value)`` stamped with ``timestamp`` if given (caproto's default
+    stamp is the time of the write)."""
+    if timestamp is not None:
+        metadata["timestamp"] = timestamp
+    await prop.write(value, **metadata)
 
 
 def build_ioc(config: IocConfig, controller: Controller) -> RoiIoc:

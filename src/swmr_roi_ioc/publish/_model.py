@@ -122,3 +122,6 @@ class Snapshot:
     link_alarm: bool = False
     #: seconds since the service started
     uptime: float = 0.0
+    #: POSIX time the newest statistics were computed: the timestamp of the
+    #: statistics PVs (EPICS: the data's time); None = the time of publishing
+    stats_time: float | None = None

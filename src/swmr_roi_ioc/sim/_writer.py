@@ -233,6 +233,9 @@ class Hdf5Writer:
         self.written = 0
         #: Flushes of the data dataset so far (the plugin's ``SWMRCbCounter``).
         self.flushes = 0
+        #: POSIX time (``time.time()``) right after the last flush of the data,
+        #: when readers could first see the frames written so far; 0 before.
+        self.flushed_at = 0.0
 
     @property
     def is_open(self) -> bool:
@@ -300,6 +303,7 @@ class Hdf5Writer:
             flushed = self.written % self.options.num_frames_flush == 0
             if flushed:
                 layout.data.flush()
+                self.flushed_at = time.time()
                 self.flushes += 1
             if self.written % self.options.attribute_chunk_frames == 0:
                 _flush_attributes(layout)
@@ -324,6 +328,7 @@ class Hdf5Writer:
         layout = self._require_layout()
         try:
             layout.data.flush()
+            self.flushed_at = time.time()
             _flush_attributes(layout)
         except (OSError, ValueError) as exc:
             raise SimError(f"flushing {self.path} failed: {exc}") from exc
@@ -338,6 +343,7 @@ class Hdf5Writer:
         try:
             with f:
                 layout.data.flush()
+                self.flushed_at = time.time()
                 _flush_attributes(layout)
                 _write_performance(layout)
         except (OSError, ValueError) as exc:
@@ -362,6 +368,7 @@ def write_file(
     options: SimOptions,
     stop: threading.Event | None = None,
     on_frame: Callable[[int], None] | None = None,
+    on_flush: Callable[[int, float], None] | None = None,
 ) -> int:
     """Write a whole simulated acquisition to ``path`` as NDFileHDF5 does (SWMR).
 
@@ -369,6 +376,9 @@ def write_file(
     is on); its parent directory is created if needed. ``stop`` ends the
     acquisition early, the file is still flushed and closed cleanly.
     ``on_frame(i)`` is called once frame ``i`` has been flushed.
+    ``on_flush(n, t)`` is called after each flush of the data: ``n`` frames
+    are visible to readers since POSIX time ``t`` (taken right after the flush;
+    the latency benchmark measures from it).
 
     Returns the number of frames written.
     """
@@ -393,9 +403,13 @@ def write_file(
                 break
             pending.append(index)
             if writer.write_frame(frame_pattern(index, options)):
+                if on_flush is not None:
+                    on_flush(writer.written, writer.flushed_at)
                 _notify(pending, on_frame)
     finally:
         writer.close()
+    if pending and on_flush is not None:  # the frames flushed by close()
+        on_flush(writer.written, writer.flushed_at)
     _notify(pending, on_frame)
     logger.info("simulated writer closed %s after %d frames", target, writer.written)
     return writer.written
