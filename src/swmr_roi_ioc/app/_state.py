@@ -325,16 +325,22 @@ class ServiceState:
         self._acquisition = 0
         self._born = time.monotonic()
         self.started = ""
+        #: bumped by every change a publisher could show (see :attr:`version`)
+        self._version = 0
 
     # -- written by the source and the pipeline ------------------------------
 
     def set_status(self, status: Status, message: str, severity: Severity | None = None) -> None:
+        if severity is None:
+            severity = Severity.MAJOR if status is Status.ERROR else Severity.NO_ALARM
         with self._lock:
+            if (status, message, severity, "") != (
+                self._status, self._message, self._severity, self._note,
+            ):  # fmt: skip
+                self._version += 1
             self._status = status
             self._message = message
             self._note = ""
-            if severity is None:
-                severity = Severity.MAJOR if status is Status.ERROR else Severity.NO_ALARM
             self._severity = severity
             if status is Status.ERROR:
                 self._stale = True
@@ -343,12 +349,14 @@ class ServiceState:
         """The upstream IOC is unreachable (``problem``) or fine again (None).
         Status keeps its value; its alarm becomes LINK/MAJOR meanwhile."""
         with self._lock:
+            self._version += problem != self._link
             self._link = problem
 
     def note(self, text: str) -> None:
         """A remark after the current StatusMessage (e.g. the NeXus file);
         the next status replaces it."""
         with self._lock:
+            self._version += text != self._note
             self._note = text
 
     @property
@@ -366,6 +374,7 @@ class ServiceState:
     def start_acquisition(self, path: str, frame_shape: tuple[int, int]) -> None:
         """A new file: counters, statistics, series and maps start again."""
         with self._lock:
+            self._version += 1
             self._file = path
             self._frame_shape = frame_shape
             self._counter = 0
@@ -396,14 +405,22 @@ class ServiceState:
             with self._lock:
                 self.scan = ScanGeometry((rows, cols), self.config.scan.snake)
                 self._generation += 1
+                self._version += 1
 
     def set_frames_written(self, count: int) -> None:
         with self._lock:
+            self._version += count != self._written
             self._written = count
 
     @property
     def array_counter(self) -> int:
         return self._counter
+
+    @property
+    def version(self) -> int:
+        """Changes whenever anything a publisher shows may have changed, except
+        what changes with time alone (ArrayRate_RBV's decay, Uptime_RBV)."""
+        return self._version
 
     def rois_for_next_batch(self) -> list[Roi | None]:
         """The geometry to use now (clamped by the stats); None = not in use."""
@@ -424,6 +441,7 @@ class ServiceState:
         """Results of frames [start, start + n) computed by the pipeline."""
         n = len(frame.total)
         with self._lock:
+            self._version += 1
             for region, stats in zip(self._regions, rois, strict=True):
                 if stats is not None:
                     region.put(start, stats, live=True)
@@ -458,6 +476,7 @@ class ServiceState:
     def put_recomputed(self, request: RecomputeRequest, start: int, stats: FrameStats) -> bool:
         """Recomputed statistics of frames [start, ...) of one ROI; False if stale."""
         with self._lock:
+            self._version += 1
             if not self.recompute_current(request):
                 return False
             region = self._regions[request.index]
@@ -470,12 +489,14 @@ class ServiceState:
 
     def set_recompute_progress(self, percent: float) -> None:
         with self._lock:
+            self._version += 1
             self._recompute_progress = percent
 
     # -- written by PV puts (Controller protocol) ----------------------------
 
     def set_roi(self, index: int, **fields: int | bool) -> None:
         with self._lock:
+            self._version += 1
             old = self._rois[index]
             new = replace(old, **fields)
             self._rois[index] = new
@@ -496,6 +517,7 @@ class ServiceState:
                       high: float | None = None) -> None:  # fmt: skip
         """HistSize/HistMin/HistMax puts; raises ValueError unless high > low."""
         with self._lock:
+            self._version += 1
             bins, lo, hi = self._hist
             bins = bins if size is None else size
             lo = lo if low is None else low
@@ -507,6 +529,7 @@ class ServiceState:
 
     def reset(self) -> None:
         with self._lock:
+            self._version += 1
             for region in [*self._regions, self._frame]:
                 region.clear(self._counter)
             self._stats_time = None  # cleared values: stamped when published
