@@ -193,7 +193,12 @@ def main(argv: list[str] | None = None) -> int:
                 "writer_exit": writer.returncode,
                 "rss_curve_t_frames_mb": _curve(samples),
             }
+            curve = result.pop("rss_curve_t_frames_mb")
             print(json.dumps(result, indent=2))
+            print("RSS curve (s, frames counted, MB):")
+            for point in curve:
+                print(f"  {point[0]:7.1f} {point[1]:9.0f} {point[2]:7.1f}")
+            result["rss_curve_t_frames_mb"] = curve
             if args.json:
                 args.json.write_text(json.dumps({"result": result, "samples": samples}, indent=2))
             return 0 if result["frames_lost"] == 0 else 1
