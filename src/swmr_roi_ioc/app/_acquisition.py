@@ -8,7 +8,9 @@ coroutines here only decide what to do next.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import h5py
+import numpy as np
 
 from swmr_roi_ioc.config import SourceConfig
 from swmr_roi_ioc.follow import FrameReader, KeyFollower, open_swmr, shared_dataset
@@ -31,17 +34,72 @@ T = TypeVar("T")
 HOP_FRAMES = 256
 #: Errors reading a file that is being written, replaced or broken.
 READ_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+#: ... and at most this many bytes of frames (a hop must stay far below STALL_S).
+HOP_BYTES = 2**30
+#: A reader-thread call running longer than this is reported (watchdog).
+STALL_S = 30.0
+
+
+class TruncatedError(OSError):
+    """The followed file (same inode) is shorter than it was: truncated.
+
+    Raised before reading (nothing is read from a shrunk file) and after
+    reading a batch whose frames may have been read past the new end (HDF5
+    returns zeros there, no error): those frames are read again on resume.
+    """
+
+    def __init__(self, path: Path, size: int, before: int) -> None:
+        super().__init__(f"{path} was truncated to {size} bytes ({before} before)")
+        self.size = size
+        self.before = before
+
+
+class DataLostError(OSError):
+    """The file grew back after a truncation but with a hole where the cut-off
+    bytes were (its writer went on writing): those frames are gone."""
+
+
+class RewrittenError(OSError):
+    """The file grew back after a truncation with another first frame: a new
+    file written over the old one in place (same inode, ``O_TRUNC``)."""
 
 
 class Executor1:
-    """Runs blocking calls in the reader thread, awaited from the loop."""
+    """Runs blocking calls in the reader thread, awaited from the loop.
 
-    def __init__(self, executor: Executor) -> None:
+    A watchdog: while a call has not returned after ``stall_s`` seconds,
+    ``on_stall(seconds)`` is called every ``stall_s`` seconds; the call goes
+    on (a thread cannot be interrupted). It sees calls blocked outside HDF5
+    (opening or reading a path that does not answer: those release the
+    GIL). A call blocked inside HDF5 holds the GIL (h5py does not release
+    it), which stops the whole process, watchdog included; hence open_swmr
+    lowers HDF5's metadata read attempts, the one such block seen here.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        on_stall: Callable[[float], None] | None = None,
+        stall_s: float = STALL_S,
+    ) -> None:
         self._executor = executor
+        self._on_stall = on_stall
+        self._stall_s = stall_s
 
     async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        future = loop.run_in_executor(self._executor, fn, *args)
+        if self._on_stall is None:
+            return await future
+        start = time.monotonic()
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), self._stall_s)
+            except TimeoutError:
+                self._on_stall(time.monotonic() - start)
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
 
 
 class Acquisition:
@@ -54,12 +112,22 @@ class Acquisition:
         follower: KeyFollower,
         pipeline: FramePipeline,
         run: Executor1,
+        fd: int,
     ) -> None:
         self.path = path
         self._h5file = h5file
         self.follower = follower
         self._pipeline = pipeline
         self._run = run
+        #: our own descriptor of the file: its size, whatever the path names now
+        self._fd = fd
+        #: the largest size seen, and the smallest since it (a truncation)
+        self._size = os.fstat(fd).st_size
+        self._low: int | None = None
+        #: bytes [0, _solid) held data (no hole) at the last look
+        self._solid = _first_hole(fd, self._size)
+        #: digest of frame 0, to tell bytes restored in place from a new file
+        self._first_frame: bytes | None = None
         #: frames processed so far
         self.done = 0
         #: frames complete in the file at the last poll
@@ -80,7 +148,9 @@ class Acquisition:
 
         def blocking() -> Acquisition:
             h5file = open_swmr(path)
+            fd = -1
             try:
+                fd = os.open(path, os.O_RDONLY)
                 try:
                     dset = shared_dataset(h5file, source.dataset)
                 except (KeyError, TypeError) as exc:
@@ -100,10 +170,12 @@ class Acquisition:
                 )
                 reader = FrameReader(source.dataset, h5file, scan_rank)
                 pipeline = FramePipeline(state, reader, h5file)
+                return cls(path, h5file, follower, pipeline, run, fd)
             except Exception:
+                if fd >= 0:
+                    os.close(fd)
                 h5file.close()
                 raise
-            return cls(path, h5file, follower, pipeline, run)
 
         acquisition = await run(blocking)
         shape = acquisition.frame_shape
@@ -120,9 +192,39 @@ class Acquisition:
         """NDArrayUniqueId was not yet flushed for the last frame processed."""
         return self._pipeline.keys_lag
 
+    def _check_size(self) -> None:
+        """Reader thread: raise TruncatedError while the file is shorter than
+        it was; DataLostError if bytes it held became a hole (truncated, then
+        its writer went on writing past the cut); RewrittenError if it grew
+        back with another first frame. Bytes restored in place pass."""
+        size = os.fstat(self._fd).st_size
+        if size < self._size:
+            self._low = size if self._low is None else min(self._low, size)
+            raise TruncatedError(self.path, size, self._size)
+        hole = _first_hole(self._fd, size)
+        if hole < self._solid:
+            raise DataLostError(
+                f"{self.path} was truncated and written on past a hole at byte {hole}: "
+                "the frames stored there are lost"
+            )
+        if self._low is not None:
+            if self._first_frame is not None and self._first_frame != self._digest0():
+                raise RewrittenError(f"{self.path} was written again in place")
+            self._low = None
+        self._solid = hole
+        self._size = size
+
+    def _digest0(self) -> bytes:
+        return hashlib.blake2b(self._pipeline.read(0, 1).tobytes(), digest_size=16).digest()
+
     async def poll(self) -> int:
         """Refresh; returns the number of complete frames. Raises READ_ERRORS."""
-        self.complete = await self._run(self.follower.poll)
+
+        def blocking() -> int:
+            self._check_size()
+            return self.follower.poll()
+
+        self.complete = await self._run(blocking)
         return self.complete
 
     @property
@@ -139,12 +241,25 @@ class Acquisition:
         return (int(dset.shape[0]), int(dset.shape[1]))
 
     async def process(self) -> int:
-        """Process up to HOP_FRAMES complete frames; returns how many."""
+        """Process up to HOP_FRAMES (HOP_BYTES) complete frames; returns how many."""
         if self.complete <= self.done:
             return 0
-        stop = min(self.complete, self.done + HOP_FRAMES)
+        dset = self._pipeline.dataset
+        frame_bytes = max(1, int(np.prod(self.frame_shape)) * dset.dtype.itemsize)
+        stop = min(self.complete, self.done + max(1, min(HOP_FRAMES, HOP_BYTES // frame_bytes)))
         first = self.done
-        self.done = await self._run(self._pipeline.process, first, stop)
+
+        def blocking() -> int:
+            self._check_size()
+            done = self._pipeline.process(first, stop)
+            # truncated meanwhile: frames read past the new end are zeros, so
+            # self.done stays at ``first`` and they are read again on resume
+            self._check_size()
+            if self._first_frame is None:
+                self._first_frame = self._digest0()
+            return done
+
+        self.done = await self._run(blocking)
         self.last_new = time.monotonic()
         return self.done - first
 
@@ -170,8 +285,20 @@ class Acquisition:
                 self._h5file.close()
             except Exception as exc:  # noqa: BLE001 - closing a broken file must not raise
                 log.debug("closing %s: %s", self.path, exc)
+            finally:
+                os.close(self._fd)
 
         await self._run(blocking)
+
+
+def _first_hole(fd: int, size: int) -> int:
+    """Offset of the first hole (``size`` if none, or no SEEK_HOLE support)."""
+    if size == 0:
+        return 0
+    try:
+        return os.lseek(fd, 0, os.SEEK_HOLE)
+    except OSError:
+        return size
 
 
 class CurrentAcquisition:

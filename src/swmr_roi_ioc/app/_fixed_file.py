@@ -11,9 +11,18 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+from swmr_roi_ioc.follow import NotSwmrError
 from swmr_roi_ioc.publish import Severity, Status
 
-from ._acquisition import READ_ERRORS, Acquisition, CurrentAcquisition, Executor1
+from ._acquisition import (
+    READ_ERRORS,
+    Acquisition,
+    CurrentAcquisition,
+    DataLostError,
+    Executor1,
+    RewrittenError,
+    TruncatedError,
+)
 from ._paths import PathRefusedError, resolve_under
 from ._state import ServiceState
 
@@ -26,6 +35,13 @@ POLL_MAX = 0.05
 STAT_INTERVAL = 0.25
 #: A file that keeps failing to open for this long is an Error, not a Wait.
 OPEN_GRACE_S = 5.0
+#: Read errors on the followed file shorter than this are retried quietly.
+QUIET_RETRY_S = 1.0
+#: Read errors on the same file are retried (backoff up to RETRY_MAX_S) for
+#: max(source.timeout, GIVE_UP_MIN_S) before giving up on the file: long
+#: enough to ride out a file server failing over.
+GIVE_UP_MIN_S = 60.0
+RETRY_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,12 +81,22 @@ class FixedFileSource:
         on_finished: Callable[[], Awaitable[None]],
     ) -> None:
         self._state = state
-        self._run = Executor1(executor)
+        self._run = Executor1(executor, on_stall=self._stalled)
         self._current = current
         self._on_finished = on_finished
         self._cfg = state.config.source
         assert self._cfg.file is not None
         self._configured = self._cfg.file
+        self._path: Path | None = None
+
+    def _stalled(self, seconds: float) -> None:
+        """Watchdog: a reader-thread call has not returned for ``seconds``."""
+        self._state.set_status(
+            Status.ERROR,
+            f"Reading {self._path} has not returned for {seconds:.0f} s (its file "
+            "system does not answer); waiting for it",
+        )
+        log.warning("reading %s has not returned for %.0f s", self._path, seconds)
 
     async def run(self) -> None:
         """Forever: wait, follow, finish; the caller cancels it."""
@@ -81,13 +107,14 @@ class FixedFileSource:
                 self._state.set_status(Status.ERROR, str(exc))
                 await asyncio.sleep(5.0)
                 continue
+            self._path = path
             identity = await self._wait_for(path)
             await self._current.replace(None)
             acquisition = await self._open(path, identity)
             if acquisition is None:
                 continue
             await self._current.replace(acquisition)
-            identity, finished = await self._follow(acquisition, identity)
+            identity, finished, lost = await self._follow(acquisition, identity)
             if finished:
                 # stays open: a ROI change can still be applied to its frames
                 self._current.finished = True
@@ -98,7 +125,7 @@ class FixedFileSource:
             current = FileIdentity.of(path)
             if current is not None and not identity.replaced_by(current):
                 identity = current
-            await self._wait_for_replacement(path, identity)
+            await self._wait_for_replacement(path, identity, whole=lost)
 
     async def _wait_for(self, path: Path) -> FileIdentity:
         announced = False
@@ -123,7 +150,15 @@ class FixedFileSource:
                 first_failure = first_failure or now
                 # a file under construction fails for a while; one that keeps
                 # failing is broken, and that is an Error with an alarm
-                if now - first_failure > OPEN_GRACE_S:
+                if now - first_failure > OPEN_GRACE_S and isinstance(exc, NotSwmrError):
+                    # not followed live: its metadata changes under a reader
+                    self._state.set_status(
+                        Status.WAITING,
+                        f"{path} is being written without SWMR mode: it will be read "
+                        "whole when its writer closes it",
+                        Severity.MINOR,
+                    )
+                elif now - first_failure > OPEN_GRACE_S:
                     self._state.set_status(Status.ERROR, f"Cannot open {path}: {exc}")
                 else:
                     self._state.set_status(Status.WAITING, f"Waiting to open {path}: {exc}")
@@ -138,12 +173,18 @@ class FixedFileSource:
         lag = " (keys lag the data: NDAttributeChunk)" if acq.keys_lag else ""
         return f"Following {acq.path}: {acq.done} frames{lag}"
 
-    async def _follow(self, acq: Acquisition, identity: FileIdentity) -> tuple[FileIdentity, bool]:
-        """Follow until finished, timed out, or replaced. Returns the identity seen
-        last, and whether the acquisition finished normally."""
+    async def _follow(
+        self, acq: Acquisition, identity: FileIdentity
+    ) -> tuple[FileIdentity, bool, bool]:
+        """Follow until finished, timed out, replaced, or given up. Returns the
+        identity seen last, whether the acquisition finished normally, and
+        whether its data is lost (a hole where a truncation cut it)."""
         path = acq.path
         last_stat = time.monotonic()
         poll = POLL_MIN
+        failing: float | None = None  # when reads started failing
+        retry = POLL_MAX
+        give_up = max(self._cfg.timeout, GIVE_UP_MIN_S)
         self._state.set_status(Status.FOLLOWING, f"Following {path}")
         while True:
             try:
@@ -151,50 +192,109 @@ class FixedFileSource:
                 self._state.set_frames_written(complete)
                 if (extent := acq.scan_extent) is not None:
                     self._state.set_scan_shape(*extent)
-                if await acq.process():
-                    poll = POLL_MIN
-                    self._state.set_status(Status.FOLLOWING, self._following(acq))
-                    continue
-            except READ_ERRORS as exc:
+                processed = await acq.process()
+            except (DataLostError, RewrittenError) as exc:
+                lost = isinstance(exc, DataLostError)
                 self._state.set_status(
-                    Status.ERROR, f"Reading {path} failed after {acq.done} frames: {exc}"
+                    Status.ERROR, f"Gave up on {path} after {acq.done} frames: {exc}"
                 )
-                log.warning("reading %s failed: %s", path, exc)
-                return identity, False
+                log.warning("giving up on %s: %s", path, exc)
+                return identity, False, lost
+            except READ_ERRORS as exc:
+                now = time.monotonic()
+                current = FileIdentity.of(path)
+                if current is None:
+                    self._disappeared(acq)
+                    return identity, False, False
+                if identity.replaced_by(current):
+                    log.info("%s was replaced; starting over", path)
+                    return identity, False, False
+                failing = failing or now
+                if now - failing > give_up:
+                    self._state.set_status(
+                        Status.ERROR,
+                        f"Gave up on {path} after {acq.done} frames: read errors for "
+                        f"{give_up:g} s: {exc}",
+                    )
+                    log.warning("giving up on %s: %s", path, exc)
+                    return identity, False, False
+                # a truncated file is an Error at once: a batch read meanwhile may
+                # hold zeros. A short hiccup is retried quietly first.
+                if isinstance(exc, TruncatedError) or now - failing > QUIET_RETRY_S:
+                    self._state.set_status(
+                        Status.ERROR,
+                        f"Reading {path} failed after {acq.done} frames: {exc}; retrying "
+                        f"(for {give_up - (now - failing):.0f} s more)",
+                    )
+                log.info("reading %s failed, retrying: %s", path, exc)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, RETRY_MAX_S)
+                continue
+            if failing is not None:
+                log.info("reading %s works again after %.1f s", path, time.monotonic() - failing)
+                failing, retry = None, POLL_MAX
+                acq.last_new = time.monotonic()  # the outage is no "no new frame" time
+                self._state.set_status(Status.FOLLOWING, self._following(acq))
+            if processed:
+                poll = POLL_MIN
+                self._state.set_status(Status.FOLLOWING, self._following(acq))
+                continue
             now = time.monotonic()
             if acq.follower.finished:
                 self._state.set_status(
                     Status.FINISHED, f"Finished {path}: {acq.done} frames (writer finished)"
                 )
-                return identity, True
+                return identity, True, False
             if now - acq.last_new > self._cfg.timeout:
                 self._state.set_status(
                     Status.FINISHED,
                     f"Finished {path}: {acq.done} frames "
                     f"(no new frame for {self._cfg.timeout:g} s)",
                 )
-                return identity, True
+                return identity, True, False
             if now - last_stat > STAT_INTERVAL:
                 last_stat = now
                 current = FileIdentity.of(path)
                 if current is None:
-                    self._state.set_status(
-                        Status.ERROR, f"{path} disappeared after {acq.done} frames", Severity.MAJOR
-                    )
-                    return identity, False
+                    self._disappeared(acq)
+                    return identity, False, False
                 if identity.replaced_by(current):
                     log.info("%s was replaced; starting over", path)
-                    return identity, False
+                    return identity, False, False
                 identity = current
             await asyncio.sleep(poll)
             poll = min(poll * 1.5, POLL_MAX)
 
-    async def _wait_for_replacement(self, path: Path, identity: FileIdentity) -> None:
-        """After an acquisition: return when a new file is at the path."""
+    def _disappeared(self, acq: Acquisition) -> None:
+        self._state.set_status(
+            Status.ERROR, f"{acq.path} disappeared after {acq.done} frames", Severity.MAJOR
+        )
+
+    async def _wait_for_replacement(
+        self, path: Path, identity: FileIdentity, *, whole: bool = False
+    ) -> None:
+        """After an acquisition: return when a new file is at the path. With
+        ``whole``, a file modified in place counts only once it has no hole
+        (one with a hole is the truncated one its writer goes on writing)."""
         while True:
             current = FileIdentity.of(path)
-            if current is not None and (
-                identity.replaced_by(current) or current.mtime > identity.mtime
-            ):
+            if current is not None and identity.replaced_by(current):
                 return
+            if current is not None and current.mtime > identity.mtime:
+                if not whole or not await asyncio.to_thread(_has_hole, path):
+                    return
             await asyncio.sleep(STAT_INTERVAL)
+
+
+def _has_hole(path: Path) -> bool:
+    """A hole in the file (SEEK_HOLE before its end); False if unknown."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return os.lseek(fd, 0, os.SEEK_HOLE) < os.fstat(fd).st_size
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -31,7 +31,7 @@ from ._follower import KeyFollower
 from ._frames import FrameReader, Region
 from ._random import RandomReader
 from ._stream import BlockGuard, BlockStream
-from ._swmr import is_transient, open_swmr, refresh, shared_dataset
+from ._swmr import NotSwmrError, is_transient, open_swmr, refresh, shared_dataset
 
 __all__ = [
     "BlockGuard",
@@ -42,6 +42,7 @@ __all__ = [
     "FrameIndexError",
     "FrameReader",
     "KeyFollower",
+    "NotSwmrError",
     "RandomReader",
     "Region",
     "SliceDict",

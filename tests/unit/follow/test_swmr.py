@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import h5py
+import h5py.h5o as h5o
 import numpy as np
 import pytest
 
 from swmr_roi_ioc.follow import (
     FollowError,
     KeyFollower,
+    NotSwmrError,
     SwmrOpenError,
     is_transient,
     open_swmr,
     shared_dataset,
 )
+from swmr_roi_ioc.follow._swmr import METADATA_READ_ATTEMPTS, metadata_read_attempts
 
 
 def _small_file(path: Path, frames: int = 5) -> None:
@@ -58,6 +62,7 @@ def _small_file(path: Path, frames: int = 5) -> None:
             True,
         ),
         (OSError("Can't read data (incorrect metadata checksum after all read attempts)"), True),
+        (OSError("Unable to open file (open for writing but not in SWMR mode (...))"), True),
         (FileNotFoundError(2, "Unable to synchronously open file (No such file)"), False),
         (PermissionError(13, "Permission denied"), False),
         (OSError("Unable to synchronously open file (not a directory)"), False),
@@ -166,3 +171,89 @@ def test_shared_dataset_is_one_object_per_hdf5_object(tmp_path: Path) -> None:
             shared_dataset(f, "/nope")
         with pytest.raises(TypeError):
             shared_dataset(f, "/entry")
+
+
+def _late_object_file(path: Path) -> int:
+    """The group "late" is written last; its object header is not read at open.
+    Returns a length that cuts the file inside that header (signature kept)."""
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("d", data=np.ones((32, 128, 128), np.uint32), chunks=(1, 128, 128))
+        f.create_dataset("late/x", data=np.arange(10))
+        return int(h5o.get_info(f.id, b"late").addr) + 8
+
+
+_DEFAULT_ATTEMPTS = """
+import os, sys, h5py
+f = h5py.File(sys.argv[1], "r", libver="latest", swmr=True)
+os.truncate(sys.argv[1], int(sys.argv[2]))
+try:
+    f["late/x"]
+except Exception:
+    pass
+print("returned", flush=True)
+"""
+
+
+def test_truncated_file_fails_fast_once_open(tmp_path: Path) -> None:
+    """A file cut while open: HDF5 retries each metadata read whose checksum
+    fails with a doubling sleep, 100 times by default (a read was still
+    blocked after 10 min here). open_swmr lowers the attempts, so the read
+    fails in well under a second."""
+    path = tmp_path / "late.h5"
+    cut = _late_object_file(path)
+    with open_swmr(path) as f:
+        assert metadata_read_attempts(f) == METADATA_READ_ATTEMPTS
+        os.truncate(path, cut)
+        start = time.monotonic()
+        with pytest.raises((KeyError, OSError, RuntimeError), match="checksum"):
+            f["late/x"]
+        assert time.monotonic() - start < 2.0
+    # h5py's defaults on the same cut: still blocked after 5 s
+    _late_object_file(path)
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run(
+            [sys.executable, "-c", _DEFAULT_ATTEMPTS, str(path), str(cut)],
+            capture_output=True,
+            timeout=5,
+            check=False,
+        )
+
+
+_NOT_SWMR_WRITER = """
+import sys, h5py, numpy as np
+libver = None if sys.argv[2] == "default" else sys.argv[2]
+f = h5py.File(sys.argv[1], "w", libver=libver)
+f.create_dataset("d", data=np.ones((3, 4, 4)), maxshape=(None, 4, 4), chunks=(1, 4, 4))
+f.flush()
+print("open", flush=True)
+sys.stdin.readline()
+f.close()
+"""
+
+
+@pytest.mark.parametrize("libver", ["default", "latest"])
+def test_file_open_without_swmr_is_refused_until_closed(tmp_path: Path, libver: str) -> None:
+    path = tmp_path / f"noswmr_{libver}.h5"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _NOT_SWMR_WRITER, str(path), libver],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        with pytest.raises(NotSwmrError, match="not in SWMR mode") as info:
+            open_swmr(path)
+        assert is_transient(info.value)  # a SWMR writer is like this briefly
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=10) == 0
+        with open_swmr(path) as f:  # closed: read whole
+            assert f["d"].shape == (3, 4, 4)
+    finally:
+        proc.stdin.close()
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
