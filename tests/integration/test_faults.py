@@ -295,8 +295,7 @@ async def test_path_stops_answering_then_answers_again(
     series = np.asarray(await caget(f"{prefix}1:TSTotal"))
     np.testing.assert_array_equal(series[:frames], totals)
     assert await _severity(f"{prefix}Status_RBV") == 0
-    # (the statistics keep their INVALID alarm until the next acquisition:
-    # ServiceState clears "stale" only in start_acquisition)
+    assert await _severity(f"{prefix}1:Total_RBV") == 0  # valid again once resumed
     await _recovers(prefix, h5, processes)
 
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 #: Frames per hop: small, so live frames never wait long behind a recompute.
 HOP = 32
 #: How often to look for a new request while idle.
-IDLE_S = 0.05
+IDLE_S = 0.2
 
 
 async def recompute_forever(

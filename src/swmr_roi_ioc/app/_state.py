@@ -344,6 +344,8 @@ class ServiceState:
             self._severity = severity
             if status is Status.ERROR:
                 self._stale = True
+            elif status is Status.FOLLOWING:
+                self._stale = False  # reading again (e.g. after a read error cleared)
 
     def set_link(self, problem: str | None) -> None:
         """The upstream IOC is unreachable (``problem``) or fine again (None).
