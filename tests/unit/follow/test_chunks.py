@@ -201,3 +201,57 @@ def test_out_buffers_and_errors(tmp_path: Path) -> None:
         with pytest.raises(FrameIndexError):
             reader.read_frames(3, 1)
         assert reader.frame_count() == FRAMES
+
+
+@pytest.mark.parametrize("compression", ["none", "bslz4"])
+def test_chunks_copied_without_hdf5_where_addresses_are_offsets(
+    tmp_path: Path, compression: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HDF5's default driver the chunk's bytes are read with os.preadv at the
+    address HDF5 reports (no GIL held); with a user block they are not."""
+    import os
+
+    calls: list[int] = []
+    preadv = os.preadv
+
+    def spy(fd: int, buffers: Any, offset: int) -> int:
+        calls.append(offset)
+        return preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", spy)
+    path = _sim(tmp_path, compression, "uint16")
+    with open_swmr(path) as f:
+        dset = shared_dataset(f, DATA_PATH)
+        _assert_like_h5py(ChunkReader(dset), dset, FRAMES)
+    assert len(calls) >= FRAMES
+    calls.clear()
+    with h5py.File(path, "r") as f:
+        data = np.asarray(f[DATA_PATH][()])
+    shifted = tmp_path / "userblock.h5"
+    with h5py.File(shifted, "w", userblock_size=512) as f:
+        f.create_dataset(DATA_PATH, data=data, chunks=(1, *SHAPE), maxshape=(None, *SHAPE))
+    with h5py.File(shifted, "r") as f:
+        dset = shared_dataset(f, DATA_PATH)
+        reader = ChunkReader(dset)
+        _assert_like_h5py(reader, dset, FRAMES)
+        assert reader.fast_frames > 0
+    assert calls == []
+
+
+def test_a_cut_file_raises_instead_of_fill_values(tmp_path: Path) -> None:
+    """Chunks past the end of a truncated file: an OSError, never HDF5's zeros."""
+    import os
+
+    path = _sim(tmp_path, "none", "uint16")
+    with open_swmr(path) as f:
+        dset = shared_dataset(f, DATA_PATH)
+        reader = ChunkReader(dset)
+        first = reader.read_frame(0)
+        end = dset.id.get_chunk_info_by_coord((FRAMES - 1, 0, 0)).byte_offset
+        assert end is not None
+        os.truncate(path, int(end) + 10)
+        np.testing.assert_array_equal(reader.read_frame(0), first)
+        with pytest.raises(OSError, match="truncated"):
+            reader.read_frame(FRAMES - 1)
+        with pytest.raises(OSError, match="truncated"):
+            reader.read_frames(0, FRAMES)
