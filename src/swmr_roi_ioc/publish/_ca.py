@@ -33,6 +33,10 @@ _FLOAT_TYPES = (ChannelType.DOUBLE, ChannelType.FLOAT, ChannelType.TIME_DOUBLE,
 #: 1000, cut to ~57 for large arrays): for a live map or image only the newest
 #: matters, and 10 slow clients of 10,000-point maps held ~75 MB each.
 ARRAY_BACKLOG = 4
+#: Updates of any other PV kept per subscription (caproto keeps the last 1000,
+#: sent or not, per subscription): 5 s at 10 Hz. With caproto's 1000, ten
+#: monitoring clients grew the IOC by ~18 MB in its first minutes (soak, issue 7).
+SCALAR_BACKLOG = 50
 #: Length of the char waveforms that carry paths and messages.
 LONG_STRING = 1024
 #: Statistic PV suffix -> attribute of StatValues
@@ -80,6 +84,7 @@ def _pv(**kwargs: Any) -> Any:
     other PV. (Also: caproto's annotations reject the ChannelType dtypes it
     accepts.)"""
     kwargs.setdefault("alarm_group", f"pv{next(_alarm_groups)}")
+    kwargs.setdefault("max_subscription_backlog", SCALAR_BACKLOG)
     return pvproperty(**kwargs)
 
 
