@@ -131,6 +131,7 @@ class Acquisition:
         #: bytes [0, _solid) held data (no hole) at the last look
         self._solid = _first_hole(fd, self._size)
         self._full_scan = time.monotonic()
+        self._scanned_size = self._size
         #: digest of frame 0, to tell bytes restored in place from a new file
         self._first_frame: bytes | None = None
         #: frames processed so far
@@ -208,10 +209,11 @@ class Acquisition:
             raise TruncatedError(self.path, size, self._size)
         # the whole file at most every FULL_HOLE_SCAN_S (SEEK_HOLE walks every
         # page on tmpfs: 9 ms per 1.4 GB), else only its last HOLE_TAIL bytes
+        # (a file whose size did not change since the last full scan gets none)
         now = time.monotonic()
         start = max(0, self._solid - HOLE_TAIL)
-        if now - self._full_scan >= FULL_HOLE_SCAN_S:
-            start, self._full_scan = 0, now
+        if now - self._full_scan >= FULL_HOLE_SCAN_S and size != self._scanned_size:
+            start, self._full_scan, self._scanned_size = 0, now, size
         hole = _first_hole(self._fd, size, start)
         if hole < self._solid:
             raise DataLostError(

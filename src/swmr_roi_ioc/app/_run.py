@@ -43,20 +43,28 @@ async def _publish_forever(
     period = 1.0 / rate_hz
     loop = asyncio.get_running_loop()
     views: LiveViews | None = None
-    shown: tuple[int, int, int] | None = None
+    shown: tuple[int, int] | None = None
     while True:
         started = loop.time()
-        # nothing changed but the clock: Uptime_RBV (and ArrayRate_RBV's decay
-        # to 0) once a second, so an idle IOC costs next to nothing
-        key = (state.version, state.frame_generation, int(started))
+        key = (state.version, state.frame_generation)
         try:
             if key != shown:
-                if views is None or views.generation != state.frame_generation:
-                    views = await asyncio.to_thread(state.live_views)
+                # the statistics first; the live views (histogram and binned
+                # image of the newest frame, numpy work off the loop) after
+                # them, so they never delay the numbers: they show one period later
                 await ioc.publish(state.snapshot(), views)
                 if mirror is not None:
                     await mirror.sync()
                 shown = key
+                if views is None or views.generation != state.frame_generation:
+                    views = await asyncio.to_thread(state.live_views)
+                    shown = None  # publish them next period
+            else:
+                # nothing changed but the clock: Uptime_RBV and ArrayRate_RBV's
+                # decay only, so an idle IOC costs next to nothing
+                await ioc.publish_clock(state.uptime, state.array_rate)
+                if mirror is not None:
+                    await mirror.sync_some(ioc.clock_pvs)
         except Exception:  # a failing update must not stop the IOC
             log.exception("publishing failed")
         await asyncio.sleep(max(0.0, period - (loop.time() - started)))

@@ -419,6 +419,17 @@ class ServiceState:
         return self._counter
 
     @property
+    def uptime(self) -> float:
+        """Seconds since the IOC started."""
+        return time.monotonic() - self._born
+
+    @property
+    def array_rate(self) -> float:
+        """Frames/s processed over the last RATE_WINDOW."""
+        with self._lock:
+            return self._rate(time.monotonic())
+
+    @property
     def version(self) -> int:
         """Changes whenever anything a publisher shows may have changed, except
         what changes with time alone (ArrayRate_RBV's decay, Uptime_RBV)."""

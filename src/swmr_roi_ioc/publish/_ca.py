@@ -321,6 +321,16 @@ class RoiIoc(PVGroup):
                 status = AlarmStatus.STATE
         await _write(prop, value, timestamp, severity=_SEVERITY[severity], status=status)
 
+    @property
+    def clock_pvs(self) -> list[str]:
+        """The PVs :meth:`publish_clock` writes."""
+        return [self.Uptime_RBV.pvname, self.ArrayRate_RBV.pvname]
+
+    async def publish_clock(self, uptime: float, array_rate: float) -> None:
+        """Only what changes with time alone, when nothing else changed."""
+        await self._put(self.ArrayRate_RBV, round(array_rate, 3))
+        await self._put(self.Uptime_RBV, float(int(uptime)))
+
     async def publish(self, snap: Snapshot, views: LiveViews | None = None) -> None:
         """Bring every PV up to ``snap`` (and the live views); cheap when little changed.
 

@@ -114,6 +114,14 @@ class PvaMirror:
         self._ensure_pvs()
         self._post_changed()
 
+    async def sync_some(self, names: list[str]) -> None:
+        """:meth:`sync` for the channels of these CA PV names only."""
+        self._ensure_pvs()
+        for name in names:
+            spec = self._specs.get(name)
+            if spec is not None:
+                self._post_if_changed(spec)
+
     def _post_changed(self) -> None:
         for spec in self._specs.values():
             self._post_if_changed(spec)
