@@ -14,10 +14,8 @@ to HDF5's own read, so the arrays are always exactly those of ``dset[i]``.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -86,11 +84,6 @@ def _setup_blosc() -> None:
         if _blosc.nthreads == _blosc.ncores:
             _blosc.set_nthreads(1)
         _blosc_ready = True
-
-
-class ShortReadError(OSError):
-    """A chunk's bytes end before the address HDF5 gave: the file was cut.
-    Raised, never answered with HDF5's read (which gives fill values there)."""
 
 
 class _UnsupportedChunkError(Exception):
@@ -174,20 +167,6 @@ def _plan(dset: h5py.Dataset, scan_rank: int) -> tuple[str | None, Decoder | Non
     return None, None, f"filter {code} has no fast path"
 
 
-def _own_descriptor(dset: h5py.Dataset) -> int | None:
-    """A duplicate of the descriptor HDF5's default (sec2) driver reads with,
-    when chunk addresses are plain file offsets (no user block); else None."""
-    h5file = dset.file
-    try:
-        if h5file.driver != "sec2" or h5file.userblock_size:
-            return None
-        handle = h5file.id.get_vfd_handle()
-        return os.dup(int(handle)) if isinstance(handle, int) else None
-    except (OSError, ValueError, RuntimeError, TypeError) as exc:
-        _log.debug("%s: no descriptor of its own (%s)", dset.name, exc)
-        return None
-
-
 class ChunkReader:
     """Read frames of ``dset`` by flat index, fast where the layout allows.
 
@@ -226,11 +205,6 @@ class ChunkReader:
         #: Why the fast path is (not) taken.
         self.reason = reason
         self._decode = decoder
-        #: our own descriptor of the file HDF5 has open (a dup: the same file
-        #: even if the path is replaced), or None to read through HDF5
-        self._fd = _own_descriptor(dset) if codec is not None else None
-        if self._fd is not None:
-            weakref.finalize(self, os.close, self._fd)
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -342,8 +316,6 @@ class ChunkReader:
     def _read_raw(self, offset: tuple[int, ...], buf: NDArray[np.uint8]) -> tuple[int, memoryview]:
         """``(filter_mask, bytes)`` of one chunk into ``buf`` (grown if needed)."""
         dsid = self.dataset.id
-        if self._fd is not None:
-            return self._pread_chunk(offset, buf)
         try:
             mask, data = dsid.read_direct_chunk(offset, out=buf)
         except ValueError:  # chunk larger than buf (incompressible data)
@@ -351,28 +323,6 @@ class ChunkReader:
             buf = np.empty(size, dtype=np.uint8)
             mask, data = dsid.read_direct_chunk(offset, out=buf)
         return int(mask), memoryview(data)
-
-    def _pread_chunk(
-        self, offset: tuple[int, ...], buf: NDArray[np.uint8]
-    ) -> tuple[int, memoryview]:
-        """One chunk's bytes with ``os.preadv`` at the address HDF5 gives: the
-        copy runs without the GIL (h5py holds it through ``read_direct_chunk``),
-        so the other workers' numpy work goes on meanwhile."""
-        assert self._fd is not None
-        info = self.dataset.id.get_chunk_info_by_coord(offset)
-        if info.byte_offset is None:
-            raise OSError(f"chunk {offset} of {self.dataset.name!r} is not written")
-        size = int(info.size)
-        if size > buf.nbytes:  # incompressible data: a bigger buffer
-            buf = np.empty(size, dtype=np.uint8)
-        view = buf.data[:size]
-        got = os.preadv(self._fd, [view], int(info.byte_offset))
-        if got != size:
-            raise ShortReadError(
-                f"chunk {offset} of {self.dataset.name!r}: read {got} of {size} bytes "
-                "(the file was truncated?)"
-            )
-        return int(info.filter_mask), view
 
     def _offset(self, index: int) -> tuple[int, ...]:
         return (*self.position(index), *self._tail)
@@ -383,10 +333,7 @@ class ChunkReader:
         flat = out.reshape(-1).view(np.uint8)
         try:
             if self._decode is None:
-                if self._fd is not None:
-                    mask, data = self._pread_chunk(offset, flat)
-                else:
-                    mask, data = self.dataset.id.read_direct_chunk(offset, out=flat)
+                mask, data = self.dataset.id.read_direct_chunk(offset, out=flat)
                 if mask == 0 and len(memoryview(data)) == self.frame_nbytes:
                     self._count(1, 0)
                     return
@@ -396,8 +343,6 @@ class ChunkReader:
                 raise _UnsupportedChunkError(f"filter mask {mask}")
             self._decode(raw, flat)
             self._count(1, 0)
-        except ShortReadError:
-            raise
         except (_UnsupportedChunkError, RuntimeError, OSError, ValueError) as exc:
             _log.debug("frame %d: fallback read (%s)", index, exc)
             self._fallback_one(index, out)
@@ -459,9 +404,6 @@ class ChunkReader:
                 offset = self._offset(index)
                 try:
                     mask, raw = self._read_raw(offset, buf)
-                except ShortReadError:
-                    free.put(buf)
-                    raise
                 except (RuntimeError, OSError, ValueError):
                     free.put(buf)
                     self._fallback_one(index, out[k])
