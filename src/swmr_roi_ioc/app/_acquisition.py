@@ -175,7 +175,7 @@ class Acquisition:
                     scan_rank=scan_rank,
                 )
                 reader = FrameReader(source.dataset, h5file, scan_rank)
-                pipeline = FramePipeline(state, reader, h5file)
+                pipeline = FramePipeline(state, reader, h5file, follower)
                 return cls(path, h5file, follower, pipeline, run, fd)
             except Exception:
                 if fd >= 0:
