@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swmr_roi_ioc.app._state import CHUNK_FRAMES, SERIES_KEYS, _Region
+from swmr_roi_ioc.app._series import CHUNK_FRAMES, SERIES_KEYS, RegionSeries
 from swmr_roi_ioc.stats import FrameStats, Roi, ScanGeometry, compute_stats
 
 ROIS = [Roi(1, 2, 5, 4), Roi(3, 1, 6, 6, background_width=1), Roi(0, 0, 3, 3)]
@@ -47,7 +47,7 @@ def _concat(parts: list[FrameStats]) -> dict[str, np.ndarray]:
 
 
 def _fill(
-    regions: list[_Region], frames: np.ndarray, sizes: list[int]
+    regions: list[RegionSeries], frames: np.ndarray, sizes: list[int]
 ) -> list[dict[str, np.ndarray]]:
     """Feed ``frames`` in batches of ``sizes`` (cycled) to ROIS and the whole
     frame (the first ``len(regions)`` of them); the expected series per region."""
@@ -70,7 +70,7 @@ def _fill(
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "float32", "float64"])
 def test_round_trip_is_bit_exact(dtype: str) -> None:
     frames = _frames(dtype, N)
-    regions = [_Region(f"R{i}") for i in range(len(ROIS) + 1)]
+    regions = [RegionSeries(f"R{i}") for i in range(len(ROIS) + 1)]
     expected = _fill(regions, frames, [1, 1000, 3, CHUNK_FRAMES + 5, 77])
     for region, want in zip(regions, expected, strict=True):
         assert region.count == N
@@ -89,7 +89,7 @@ def test_uint16_frames_take_a_fraction_of_float64() -> None:
     """Min/Max in uint16, integral totals as uint32, net and mean derived from
     the total: at most 8 bytes per frame, not 40 (plus the open chunk)."""
     frames = _frames("uint16", 4 * CHUNK_FRAMES)
-    regions = [_Region(f"R{i}") for i in range(len(ROIS) + 1)]
+    regions = [RegionSeries(f"R{i}") for i in range(len(ROIS) + 1)]
     expected = _fill(regions, frames, [100])
     sealed = 4 * CHUNK_FRAMES  # every chunk is full, so sealed
     for index in (0, 2, 3):  # no background: net == total
@@ -107,7 +107,7 @@ def test_overwrite_of_sealed_chunks_and_mixed_pixel_counts() -> None:
     """A recomputed ROI rewrites sealed chunks; until then a chunk mixes two
     geometries, so mean = total / one count no longer holds: still exact."""
     frames = _frames("uint16", 3 * CHUNK_FRAMES)
-    region = _Region("R")
+    region = RegionSeries("R")
     want = _fill([region], frames, [500])[0]
     first, stop = 1000, CHUNK_FRAMES + 1000
     other = compute_stats(frames[first:stop], [Roi(0, 0, 7, 5, background_width=2)])[0][0]
@@ -134,7 +134,7 @@ def test_special_values_need_wider_storage() -> None:
     mean = total / 7.0
     mean[100] = 1.5  # this chunk's mean is not total / a count
     stats = FrameStats(total=total, net=net, min=low, max=high, mean=mean)
-    region = _Region("R")
+    region = RegionSeries("R")
     region.put(0, stats, live=True)
     for key in SERIES_KEYS:
         assert_same_bits(region.read(key, 0, n), getattr(stats, key))
@@ -145,7 +145,7 @@ def test_special_values_need_wider_storage() -> None:
 def test_gaps_are_nan_and_reads_past_the_end_too() -> None:
     frames = _frames("uint16", 20)
     per_roi, _ = compute_stats(frames, ROIS[:1])
-    region = _Region("R")
+    region = RegionSeries("R")
     region.put(0, FrameStats(*(getattr(per_roi[0], k)[:10] for k in SERIES_KEYS)), live=True)
     later = 3 * CHUNK_FRAMES + 2
     region.put(later, FrameStats(*(getattr(per_roi[0], k)[10:] for k in SERIES_KEYS)), live=True)
@@ -159,12 +159,12 @@ def test_gaps_are_nan_and_reads_past_the_end_too() -> None:
 
 def test_series_map_clear_and_restart() -> None:
     frames = _frames("float32", CHUNK_FRAMES + 50)
-    region = _Region("R")
+    region = RegionSeries("R")
     want = _fill([region], frames, [CHUNK_FRAMES + 50])[0]
     n = len(frames)
     series = region.series(100)
     assert_same_bits(series["max"], want["max"][n - 100 :])
-    short = _Region("S")
+    short = RegionSeries("S")
     short.put(0, FrameStats(*(want[k][:3] for k in SERIES_KEYS)), live=True)
     shown = short.series(5)["total"]
     assert_same_bits(shown[:3], want["total"][:3])
