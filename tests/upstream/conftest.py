@@ -17,6 +17,13 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "the test double grows its key array past its declared fixed max shape (2, 10): "
         "a fixed max shape is a promise h5py enforces, so ours stops after 20 frames"
     ),
+    "multitables/multitables_test_v1.py::MultiTablesTest::test_cycle": (
+        "upstream bug: the test's lcm() calls fractions.gcd, removed in Python 3.9"
+    ),
+    "multitables/multitables_test_v2.py::MultiTablesTestV2::test_quickstart": (
+        "upstream bug: read_sorted(start=200, stop=300) returns 100 rows into a stage of 10; "
+        "multitables' own stage raises SharedMemoryError there too (asarray_direct)"
+    ),
 }
 
 
@@ -26,7 +33,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path = item.path
         if root not in path.parents:
             continue
-        item.add_marker(pytest.mark.filterwarnings("ignore::h5py.h5py_warnings.H5pyDeprecationWarning"))
+        item.add_marker(
+            pytest.mark.filterwarnings("ignore::h5py.h5py_warnings.H5pyDeprecationWarning")
+        )
         node = f"{path.relative_to(root).as_posix()}::{item.name}"
         if isinstance(item, pytest.Function) and item.cls is not None:
             node = f"{path.relative_to(root).as_posix()}::{item.cls.__name__}::{item.name}"
