@@ -165,6 +165,17 @@ def test_fly_scan_prepare_kickoff_complete(
     assert call_in_bluesky_event_loop(driver.num_images.get_value(), timeout=10) == 30
 
 
+async def _stop(pv: str) -> None:
+    """A put of 0 to a busy record whose put of 1 (with callback) is pending here.
+
+    Without callback, as ophyd-async's ``stop_busy_record`` (``wait=non_zero``):
+    an EPICS IOC queues a channel's put callbacks one behind the other, so a
+    stop with callback on the channel of the pending start would wait for it.
+    """
+    await caput(pv, 0, wait=False)
+    await _wait_for(pv, 0)
+
+
 async def _wait_for(pv: str, expected: Any, timeout: float = 20.0, **kw: Any) -> Any:
     deadline = time.monotonic() + timeout
     value: Any = None
@@ -229,7 +240,7 @@ async def test_stream_capture_over_ca_numcapture_filenumber_swmr(
             np.testing.assert_array_equal(frame, frame_pattern(int(unique_id) - 1, OPTIONS))
 
     assert await caget(f"{cam}Acquire_RBV") == 1  # Continuous: still acquiring
-    await caput(f"{cam}Acquire", 0, wait=True)
+    await _stop(f"{cam}Acquire")
     await asyncio.wait_for(acquire, 10)
     assert await caget(f"{cam}DetectorState_RBV", datatype=str) == "Idle"
 
@@ -272,7 +283,7 @@ async def test_trigger_mode_on_waits_until_acquire_is_stopped(
     await asyncio.sleep(0.3)
     assert await caget(f"{cam}ArrayCounter_RBV") == 0  # no trigger, no frame
     assert not acquire.done()
-    await caput(f"{cam}Acquire", 0, wait=True)
+    await _stop(f"{cam}Acquire")
     await asyncio.wait_for(acquire, 10)
     assert await caget(f"{cam}DetectorState_RBV", datatype=str) == "Idle"
     assert await caget(f"{cam}Acquire_RBV") == 0
