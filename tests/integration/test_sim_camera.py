@@ -9,6 +9,7 @@ camera runs in its own process; the file is checked with h5py and numpy.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,61 @@ async def test_trigger_mode_on_waits_until_acquire_is_stopped(
     assert await caget(f"{cam}DetectorState_RBV", datatype=str) == "Idle"
     assert await caget(f"{cam}Acquire_RBV") == 0
     assert await caget(f"{cam}Acquire") == 0
+
+
+async def _capture_frames(cam: str, hdf: str) -> None:
+    """One Stream capture of NumImages frames: Capture=1, Acquire=1, both complete."""
+    capture = asyncio.create_task(caput(f"{hdf}Capture", 1, wait=True, timeout=30))
+    await _wait_for(f"{hdf}Capture_RBV", 1)
+    await caput(f"{cam}Acquire", 1, wait=True, timeout=30)
+    await asyncio.wait_for(capture, 30)
+    assert await caget(f"{hdf}Capture_RBV") == 0
+
+
+async def test_autoincrement_off_recreates_the_same_path_and_a_locking_reader_blocks_it(
+    camera: tuple[str, Path], aioca_cleanup: None
+) -> None:
+    """NDFileHDF5 with AutoIncrement off: every capture creates the same path again
+    (H5F_ACC_TRUNC) with HDF5's default file locking, so a reader holding the file
+    open with locking makes the capture fail (and loses the file), one opened with
+    locking=False does not."""
+    assert "HDF5_USE_FILE_LOCKING" not in os.environ, "the test needs HDF5's default locking"
+    prefix, data = camera
+    cam, hdf = f"{prefix}cam1:", f"{prefix}HDF1:"
+    await _wait_for(f"{hdf}PortName_RBV", "HDF1")
+    await caput(f"{hdf}FileTemplate", "%s%s.h5", datatype=DBR_CHAR_STR, wait=True)
+    await caput(f"{hdf}FileName", "same", datatype=DBR_CHAR_STR, wait=True)
+    for pv, value in [
+        (f"{hdf}AutoIncrement", "No"),
+        (f"{hdf}LazyOpen", "Yes"),
+        (f"{hdf}NumCapture", 3),
+        (f"{cam}ImageMode", "Multiple"),
+        (f"{cam}NumImages", 3),
+    ]:
+        await caput(pv, value, wait=True)
+    path = data / "same.h5"
+
+    await _capture_frames(cam, hdf)
+    _assert_frames(path, 1, 3)
+    await _capture_frames(cam, hdf)  # the same name again, rewritten from scratch
+    assert await caget(f"{hdf}FullFileName_RBV", datatype=DBR_CHAR_STR) == str(path)
+    assert await caget(f"{hdf}FileNumber") == 0
+    assert await caget(f"{hdf}WriteStatus") == 0
+    _assert_frames(path, 4, 3)
+
+    # a reader with locking=False does not stop it
+    with h5py.File(path, "r", libver="latest", swmr=True, locking=False):
+        await _capture_frames(cam, hdf)
+        assert await caget(f"{hdf}WriteStatus") == 0, await caget(
+            f"{hdf}WriteMessage", datatype=DBR_CHAR_STR
+        )
+    _assert_frames(path, 7, 3)
+
+    # a reader with HDF5's default locking: the camera's create fails, after its
+    # O_TRUNC has emptied the file (HDF5 locks once the file is open)
+    with h5py.File(path, "r", libver="latest", swmr=True):
+        await _capture_frames(cam, hdf)
+        assert await caget(f"{hdf}WriteStatus") == 1
+        message = await caget(f"{hdf}WriteMessage", datatype=DBR_CHAR_STR)
+        assert "lock" in message and str(path) in message, message
+    assert path.stat().st_size == 0

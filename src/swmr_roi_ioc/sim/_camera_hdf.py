@@ -16,7 +16,8 @@ As ADCore's ``NDPluginFile`` + ``NDFileHDF5``:
 - the file is created as ``H5Fcreate(H5F_ACC_TRUNC)`` with HDF5's default
   file locking, as NDFileHDF5 does: with ``AutoIncrement`` off each capture
   recreates the same path, and a reader that holds the file with locking
-  on makes that create fail (a write error naming the lock);
+  on makes that create fail (a write error naming the lock) after its
+  ``O_TRUNC`` has emptied the file;
 - errors (directory missing, bad template, ...) set ``WriteStatus`` to
   "Write error" and ``WriteMessage``, and end the capture.
 
