@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from ophyd_async.epics.adaravis import AravisDetector
 from ophyd_async.epics.adcore import ADWriterFactory
 
 from swmr_roi_ioc.sim import camera_frame_options, frame_pattern
+from tests.conftest import epics_bin, epics_run_env
 
 pytestmark = [pytest.mark.integration]
 
@@ -347,3 +349,39 @@ async def test_autoincrement_off_recreates_the_same_path_and_a_locking_reader_bl
         message = await caget(f"{hdf}WriteMessage", datatype=DBR_CHAR_STR)
         assert "lock" in message and str(path) in message, message
     assert path.stat().st_size == 0
+
+
+async def test_a_busy_capture_is_stopped_by_another_client_put_with_callback(
+    camera: tuple[str, Path], aioca_cleanup: None
+) -> None:
+    """ADCore's busy record over real clients: aioca's put callback of Capture=1
+    stays pending while capturing; EPICS base ``caput -c`` of 0 from another
+    client completes at once and ends it, and then the first put completes."""
+    prefix, _ = camera
+    hdf = f"{prefix}HDF1:"
+    await _wait_for(f"{hdf}PortName_RBV", "HDF1")
+    await caput(f"{hdf}LazyOpen", "Yes", wait=True)
+    start = asyncio.create_task(caput(f"{hdf}Capture", 1, wait=True, timeout=30))
+    await _wait_for(f"{hdf}Capture_RBV", 1)
+    await asyncio.sleep(0.5)
+    assert not start.done()  # NumCapture 0: captures until stopped
+
+    def caput_program(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(epics_bin("caput")), *args],
+            env=epics_run_env(),
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+
+    stop = await asyncio.to_thread(caput_program, "-c", "-w", "10", f"{hdf}Capture", "0")
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert stop.stdout.split()[-1] == "Done", stop.stdout
+    await asyncio.wait_for(start, 10)
+    assert await caget(f"{hdf}Capture_RBV") == 0
+    assert await caget(f"{hdf}Capture") == 0
+    # the hidden record that holds the put callback is not for clients
+    refused = await asyncio.to_thread(caput_program, "-w", "5", f"{hdf}Capture_Busy", "1")
+    assert "write request failed" in refused.stdout + refused.stderr, refused

@@ -72,7 +72,12 @@ class Pv:
         return value
 
     def set(self, value: Any) -> None:
-        """Change the value and post it; a setpoint's put handler is not run."""
+        """Change the value and post it; a setpoint's put handler is not run.
+
+        Not for a setpoint from inside its own put handler: the record is
+        still active then, so EPICS processes it again afterwards, from
+        another thread, and the handler runs as for a client's put.
+        """
         raw = self._raw(value)
         if not self.output:
             self.record.set(raw)
