@@ -18,7 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from aioca import DBR_CHAR_STR, caget, caput
+from aioca import DBR_CHAR, DBR_CHAR_STR, DBR_ENUM, DBR_LONG, FORMAT_CTRL, caget, caput
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
@@ -385,3 +385,41 @@ async def test_a_busy_capture_is_stopped_by_another_client_put_with_callback(
     # the hidden record that holds the put callback is not for clients
     refused = await asyncio.to_thread(caput_program, "-w", "5", f"{hdf}Capture_Busy", "1")
     assert "write request failed" in refused.stdout + refused.stderr, refused
+
+
+#: NDFileHDF5 PVs that clients (this project's plugin watcher, beamline scripts)
+#: read beyond ophyd-async's device, with ADCore's record types:
+#: (name, DBR type, element count, enum strings)
+_PLUGIN_PVS = [
+    ("FullFileName_RBV", DBR_CHAR, 1024, None),
+    ("FilePath_RBV", DBR_CHAR, 1024, None),
+    ("WriteMessage", DBR_CHAR, 1024, None),
+    ("WriteStatus", DBR_ENUM, 1, ["Write OK", "Write error"]),
+    ("Capture_RBV", DBR_ENUM, 1, ["Done", "Capturing"]),
+    ("FlushNow", DBR_ENUM, 1, ["Done", "Flush"]),
+    ("SWMRMode_RBV", DBR_ENUM, 1, ["Off", "On"]),
+    ("SWMRActive_RBV", DBR_ENUM, 1, ["Off", "Active"]),
+    ("FileWriteMode_RBV", DBR_ENUM, 1, ["Single", "Capture", "Stream"]),
+    ("AutoIncrement_RBV", DBR_ENUM, 1, ["No", "Yes"]),
+    ("Compression_RBV", DBR_ENUM, 1, "None N-bit szip zlib Blosc BSLZ4 LZ4 JPEG".split()),
+    ("NumCaptured_RBV", DBR_LONG, 1, None),
+    ("SWMRCbCounter_RBV", DBR_LONG, 1, None),
+    ("ArrayCounter_RBV", DBR_LONG, 1, None),
+    ("NumFramesFlush_RBV", DBR_LONG, 1, None),
+    ("NDAttributeChunk_RBV", DBR_LONG, 1, None),
+    ("NumExtraDims_RBV", DBR_LONG, 1, None),
+    ("ExtraDimSizeN_RBV", DBR_LONG, 1, None),
+    ("ExtraDimSizeX_RBV", DBR_LONG, 1, None),
+]
+
+
+async def test_plugin_pvs_have_adcore_record_types(
+    camera: tuple[str, Path], aioca_cleanup: None
+) -> None:
+    prefix, _ = camera
+    hdf = f"{prefix}HDF1:"
+    await _wait_for(f"{hdf}PortName_RBV", "HDF1")
+    for name, dbr, count, enums in _PLUGIN_PVS:
+        value = await caget(f"{hdf}{name}", format=FORMAT_CTRL)
+        assert (value.datatype, value.element_count) == (dbr, count), name
+        assert getattr(value, "enums", None) == enums, name
