@@ -28,9 +28,10 @@ class Stage:
 
     @property
     def buf(self) -> memoryview:
-        if self._shm is None:
+        buf = None if self._shm is None else self._shm.buf
+        if buf is None:
             raise SharedMemoryError("the stage is closed")
-        return self._shm.buf
+        return buf
 
     def acquire(self) -> Stage:
         self._free.acquire()

@@ -26,7 +26,7 @@ from ._stage import SharedMemoryError, Stage
 from .dataset_ops import OpBase, apply
 from .request import Request
 
-__all__ = ["WorkerPool", "open_file"]
+__all__ = ["WorkerPool", "dataset_at", "open_file"]
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +37,14 @@ def open_file(path: str) -> h5py.File:
         return open_swmr(path)
     except SwmrOpenError:
         return h5py.File(path, "r")
+
+
+def dataset_at(h5file: h5py.File, path: str) -> h5py.Dataset:
+    """The dataset at ``path`` (``TypeError`` for a group)."""
+    obj = h5file[path]
+    if not isinstance(obj, h5py.Dataset):
+        raise TypeError(f"{path!r} is not a dataset")
+    return obj
 
 
 class _Rows:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ._stage import Stage, StagePool, stage_of
-from ._workers import WorkerPool, open_file
+from ._workers import WorkerPool, dataset_at, open_file
 from .dataset_ops import (
     ColOp,
     CoordOp,
@@ -149,7 +149,7 @@ class Reader:
     def get_dataset(self, path: str) -> Dataset:
         """The dataset at ``path`` (an :class:`ArrayDataset` or :class:`TableDataset`)."""
         with open_file(self._filename) as h5file:
-            ds = h5file[path]
+            ds = dataset_at(h5file, path)
             dtype, shape = ds.dtype, tuple(int(n) for n in ds.shape)
         cls = TableDataset if dtype.names is not None else ArrayDataset
         return cls(self, path, dtype, shape)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 import numpy as np
@@ -47,26 +47,30 @@ class Request:
 
     def _view(self) -> NDArray[Any]:
         self._done.wait()
-        if self._consumed:
-            raise RuntimeError("the result of this request was already taken")
-        self._consumed = True
         if self._error is not None:
-            self._stage.release()
+            self._release()
             raise self._error
         assert self._dtype is not None
         return np.ndarray(self._shape, dtype=self._dtype, buffer=self._stage.buf)
 
+    def _release(self) -> None:
+        # the first use frees the stage; the result stays readable (as in
+        # multitables) until another request reuses the stage
+        if not self._consumed:
+            self._consumed = True
+            self._stage.release()
+
     @contextlib.contextmanager
-    def get_unsafe(self) -> Iterator[NDArray[Any]]:
+    def get_unsafe(self) -> Generator[NDArray[Any], None, None]:
         view = self._view()
         try:
             yield view
         finally:
             del view
-            self._stage.release()
+            self._release()
 
     @contextlib.contextmanager
-    def get_proxy(self) -> Iterator[_Proxy]:
+    def get_proxy(self) -> Generator[_Proxy, None, None]:
         with self.get_unsafe() as view:
             proxy = _Proxy(view)
             try:

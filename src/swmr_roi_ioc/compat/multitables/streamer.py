@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._stage import StagePool
-from ._workers import WorkerPool, open_file
+from ._workers import WorkerPool, dataset_at, open_file
 from .dataset_ops import RowsOp
 from .request import Request
 
@@ -191,7 +191,7 @@ class Streamer:
 
     def _describe(self, path: str, field: str | None) -> tuple[int, int, int | None]:
         with open_file(self._filename) as h5file:
-            ds = h5file[path]
+            ds = dataset_at(h5file, path)
             if ds.ndim == 0 or ds.shape[0] == 0:
                 raise RuntimeError("Cannot read from empty dataset.")
             row = ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64))
@@ -264,6 +264,6 @@ class Streamer:
     def get_remainder(self, path: str, block_size: int) -> NDArray[Any]:
         """The rows past the last whole block of ``block_size``."""
         with open_file(self._filename) as h5file:
-            ds = h5file[path]
+            ds = dataset_at(h5file, path)
             length = int(ds.shape[0])
             return np.asarray(ds[length - length % block_size : length])

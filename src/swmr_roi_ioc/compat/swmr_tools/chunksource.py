@@ -37,13 +37,15 @@ class ChunkSource:
         finished_dataset: h5py.Dataset | None = None,
     ) -> None:
         for ds in datasets.values():
-            if ds.chunks is None or tuple(ds.shape[1:]) != tuple(ds.chunks[1:]):
+            chunks = ds.chunks
+            if chunks is None or tuple(ds.shape[1:]) != tuple(chunks[1:]):
                 raise RuntimeError(f"Chunk {ds.chunks} and shape {ds.shape} not compatible")
         self._datasets = dict(datasets)
         self.timeout = timeout
         self.finished_dataset = finished_dataset
         self.finished_set = False
-        sizes = [ds.maxshape[0] for ds in self._datasets.values() if ds.maxshape[0] is not None]
+        firsts = [(ds.maxshape or ds.shape)[0] for ds in self._datasets.values()]
+        sizes = [int(m) for m in firsts if m is not None]
         self.max_size: int | None = min(sizes) if sizes else None
         first = next(iter(self._datasets.values()))
         assert first.chunks is not None

@@ -81,14 +81,15 @@ class KeyFollower:
             return
         rank = -1
         for key in self.key_datasets:
-            r = _trimmed_rank(key.maxshape)
+            maxshape: Any = key.maxshape
+            r = _trimmed_rank(maxshape)
             if rank == -1:
                 rank = r
             elif r != rank:
                 raise RuntimeError("Key datasets must have the same rank!")
             if self.maxshape is None:
-                self.maxshape = key.maxshape[:rank]
-            elif list(self.maxshape) != list(key.maxshape[:rank]):
+                self.maxshape = maxshape[:rank]
+            elif list(self.maxshape) != list(maxshape[:rank]):
                 _log.warning("Max shape not consistent in keys")
         self.scan_rank = rank
         self._checked = True

@@ -109,7 +109,7 @@ def copy_nexus_axes(
     """Copy the scan axes (datasets, ``*_indices``) of one NXdata to another."""
     axes = ["."] * scan_rank + list(frame_axes or [])
     if "axes" in nxd_in.attrs:
-        source = nxd_in.attrs["axes"]
+        source: Any = nxd_in.attrs["axes"]
         for dim in range(scan_rank):
             raw = source[dim]
             name = raw.decode() if isinstance(raw, bytes) else str(raw)
