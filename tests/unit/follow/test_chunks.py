@@ -157,8 +157,9 @@ def test_incompressible_lz4_and_blosc(tmp_path: Path) -> None:
             np.testing.assert_array_equal(reader.read_frames(0, 4), noise)
 
 
-def test_skipped_filter_and_unwritten_chunk_fall_back(tmp_path: Path) -> None:
-    """A chunk stored with its filter skipped (mask 1), a chunk never written."""
+def test_skipped_filter_copied_and_unwritten_chunk_falls_back(tmp_path: Path) -> None:
+    """A chunk stored with its filter skipped (mask 1) is copied as stored;
+    a chunk never written reads as fill value through HDF5."""
     path = tmp_path / "mask.h5"
     with h5py.File(path, "w", libver="latest") as f:
         dset = f.create_dataset(
@@ -177,8 +178,8 @@ def test_skipped_filter_and_unwritten_chunk_fall_back(tmp_path: Path) -> None:
         np.testing.assert_array_equal(frames[1], NOISE[1])
         np.testing.assert_array_equal(frames[2], dset[2])
         assert (frames[2] == 7).all()  # fill value
-        assert reader.fast_frames == 1
-        assert reader.fallback_frames == 2
+        assert reader.fast_frames == 2
+        assert reader.fallback_frames == 1
         np.testing.assert_array_equal(reader.read_frames(0, 3), dset[0:3])
 
 
