@@ -16,17 +16,24 @@ in the same run, interleaved over the repeats:
   summing each block, from multitables and from
   ``swmr_roi_ioc.compat.multitables``.
 
-It prints frames/s (medians) and, per loop, the ratio ours/theirs. Every
-loop's total is checked against numpy on the file. A library that cannot be
-imported is reported as such (multitables 2.0.1 fails to import under
-numpy 2).
+Each timed loop runs in a fresh interpreter (``--one``) that imports only
+the library under test, so neither library sees the other's process-wide
+settings (python-blosc's thread count, for one); the timing covers the
+loop only, not the interpreter's start. Cases alternate their order from
+one round to the next. It prints frames/s (medians) and, per loop, the
+ratio ours/theirs. Every loop's total is checked against numpy on the file.
+A library that cannot be imported is reported as such (multitables 2.0.1
+fails to import under numpy 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -115,6 +122,13 @@ def _direct(lib: ModuleType, path: Path) -> int:
     return swmr_tools_loop(lib, path, use_direct_chunk=True)
 
 
+_LOOPS: dict[str, Callable[[ModuleType, Path], int]] = {
+    "datasource": swmr_tools_loop,
+    "datasource-direct": _direct,
+    "streamer": multitables_loop,
+}
+
+
 @dataclass
 class Case:
     """One loop on one library and one file."""
@@ -123,22 +137,20 @@ class Case:
     library: str
     module: str
     file: str
-    run: Callable[[ModuleType, Path], int]
+    run: str  # a key of _LOOPS
 
 
 def _cases(files: list[str]) -> list[Case]:
     cases: list[Case] = []
     for file in files:
-        loops: list[tuple[str, Callable[[ModuleType, Path], int]]] = [
-            ("swmr_tools DataSource", swmr_tools_loop)
-        ]
+        loops = [("swmr_tools DataSource", "datasource")]
         if file == "blosc":
-            loops.append(("swmr_tools DataSource direct", _direct))
+            loops.append(("swmr_tools DataSource direct", "datasource-direct"))
         for name, loop in loops:
             cases.append(Case(name, "swmr_tools 0.9.0", "swmr_tools", file, loop))
             cases.append(Case(name, _OURS, "swmr_roi_ioc.compat.swmr_tools", file, loop))
         for lib, module in _MULTITABLES:
-            cases.append(Case("multitables Streamer", lib, module, file, multitables_loop))
+            cases.append(Case("multitables Streamer", lib, module, file, "streamer"))
     return cases
 
 
@@ -147,6 +159,27 @@ def _load(name: str) -> ModuleType | str:
         return importlib.import_module(name)
     except Exception as exc:  # an incompatible install is a result, not a crash
         return f"cannot import {name}: {type(exc).__name__}: {exc}"
+
+
+def run_one(module: str, loop: str, path: Path) -> dict[str, Any]:
+    """Time one loop in this process: ``{"seconds", "total"}`` or ``{"error"}``."""
+    lib = _load(module)
+    if isinstance(lib, str):
+        return {"error": lib}
+    start = time.perf_counter()
+    total = _LOOPS[loop](lib, path)
+    return {"seconds": time.perf_counter() - start, "total": total}
+
+
+def _run_child(case: Case, path: Path) -> dict[str, Any]:
+    """:func:`run_one` in a fresh interpreter."""
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "benchmarks.compat", "--one", case.module, case.run, str(path)]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"}
+    return json.loads(lines[-1])
 
 
 def run(
@@ -163,17 +196,20 @@ def run(
     cases = _cases(list(paths))
     times: dict[int, list[float]] = {k: [] for k in range(len(cases))}
     notes: dict[int, str] = {}
-    for _ in range(repeats):
-        for k, case in enumerate(cases):
-            lib = _load(case.module)
-            if isinstance(lib, str):
-                notes[k] = lib
+    for round_ in range(repeats):
+        order = list(enumerate(cases))
+        if round_ % 2:
+            order.reverse()
+        for k, case in order:
+            if "cannot import" in notes.get(k, ""):
                 continue
-            start = time.perf_counter()
-            total = case.run(lib, paths[case.file])
-            times[k].append(time.perf_counter() - start)
-            if total != expected[case.file]:
-                notes[k] = f"WRONG total {total} != {expected[case.file]}"
+            result = _run_child(case, paths[case.file])
+            if "error" in result:
+                notes[k] = result["error"]
+                continue
+            times[k].append(result["seconds"])
+            if result["total"] != expected[case.file]:
+                notes[k] = f"WRONG total {result['total']} != {expected[case.file]}"
     rows: list[dict[str, Any]] = []
     for k, case in enumerate(cases):
         fps = frames / statistics.median(times[k]) if times[k] else None
@@ -220,7 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None, help="frames (default 1000)")
     parser.add_argument("--size", type=int, default=None, help="frame side (default 1024)")
     parser.add_argument("--repeats", type=int, default=None, help="rounds (default 3)")
+    parser.add_argument(
+        "--one", nargs=3, metavar=("MODULE", "LOOP", "FILE"), help="time one loop (internal)"
+    )
     args = parser.parse_args(argv)
+    if args.one:
+        module, loop, path = args.one
+        print(json.dumps(run_one(module, loop, Path(path))))
+        return 0
     frames = args.frames or (200 if args.quick else 1000)
     side = args.size or (512 if args.quick else 1024)
     repeats = args.repeats or 3

@@ -17,7 +17,6 @@ from numpy.typing import NDArray
 
 from ...follow import ChunkReader, FrameIndexError
 from ._forms import bind, is_legacy, key_datasets_of
-from ._readahead import ReadAhead
 from .keyfollower import KeyFollower
 from .utils import append_data, create_dataset, get_position, refresh_dataset
 
@@ -143,11 +142,7 @@ class DataSource:
     or the 0.7 form ``DataSource(h5file, key_paths, dataset_paths, ...)``.
     Indices are 0-based; the keys are followed by
     :class:`swmr_roi_ioc.follow.KeyFollower`, frames read by
-    :class:`swmr_roi_ioc.follow.ChunkReader`. Frames of h5py datasets that
-    the keys report complete are read ahead (a few at a time, in one
-    background thread, see :attr:`read_ahead`) while the caller processes
-    the current one; :meth:`close` stops that thread early (dropping the
-    DataSource does too).
+    :class:`swmr_roi_ioc.follow.ChunkReader`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -185,19 +180,6 @@ class DataSource:
             for name, group in (interleaved or {}).items()
         }
         self.max_index = -1
-        readers = [*self.frame_readers.values()]
-        for group in self.interleaved_frame_readers.values():
-            readers.extend(group)
-        # complete frames of h5py datasets are read ahead while the caller works
-        fast = bool(readers) and all(r.reader is not None for r in readers)
-        self._ahead: ReadAhead[list[tuple[str, Any, tuple[slice, ...]]]] | None = (
-            ReadAhead(self._read) if fast else None
-        )
-
-    @property
-    def read_ahead(self) -> ReadAhead[list[tuple[str, Any, tuple[slice, ...]]]] | None:
-        """The background reader of complete frames (None: frames are read on demand)."""
-        return self._ahead
 
     def __iter__(self) -> DataSource:
         return self
@@ -207,45 +189,26 @@ class DataSource:
         refresh = index > self.max_index
         if refresh:
             self.max_index = self.kf.current_max
-        ahead = self._ahead
-        parts = None if ahead is None or refresh else ahead.take(index)
-        if parts is None:
-            parts = self._read(index, refresh)
-        if ahead is not None:
-            ahead.schedule(index, self.max_index)
         output = SliceDict()
         output.maxshape = self.kf.maxshape
         output.index = index
-        for name, frame, slices in parts:
+        for name, reader in self.frame_readers.items():
+            frame, slices = reader.read_frame(index, force_refresh=refresh)
             output[name] = frame
             if output.slice_metadata is None:
                 output.slice_metadata = slices
-        return output
-
-    def _read(self, index: int, refresh: bool = False) -> list[tuple[str, Any, tuple[slice, ...]]]:
-        """``(name, frame, slice metadata)`` of every dataset at ``index``."""
-        parts: list[tuple[str, Any, tuple[slice, ...]]] = []
-        for name, reader in self.frame_readers.items():
-            frame, slices = reader.read_frame(index, force_refresh=refresh)
-            parts.append((name, frame, slices))
         for name, readers in self.interleaved_frame_readers.items():
             n = len(readers)
             frame, slices = readers[index % n].read_frame(index // n, force_refresh=refresh)
-            parts.append((name, frame, (slice(index, index + 1), *slices[1:])))
-        return parts
+            output[name] = frame
+            if output.slice_metadata is None:
+                output.slice_metadata = (slice(index, index + 1), *slices[1:])
+        return output
 
     def reset(self) -> None:
         """Start again from frame 0 (the keys are read again)."""
-        if self._ahead is not None:
-            self._ahead.clear()
         self.kf.reset()
         self.max_index = -1
-
-    def close(self) -> None:
-        """Stop reading ahead (iteration still works, reading in the caller's thread)."""
-        if self._ahead is not None:
-            self._ahead.close()
-            self._ahead = None
 
     def create_dataset(self, data: NDArray[Any], fh: h5py.Group, path: str) -> h5py.Dataset:
         """A result dataset for ``data`` per scan point (see :func:`utils.create_dataset`)."""
