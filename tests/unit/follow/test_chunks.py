@@ -86,6 +86,22 @@ def test_extra_dims_scan_rank_2(tmp_path: Path) -> None:
         assert reader.frame_count() == FRAMES + 2  # the last row is in the extent
 
 
+def test_fallback_scan_rank_2_reads_each_frame(tmp_path: Path) -> None:
+    """HDF5's own read of one frame at a 2-D scan position (gzip: no fast path)."""
+    grid = NOISE[:4].reshape(2, 2, *SHAPE)
+    path = tmp_path / "grid.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("d", data=grid, chunks=(1, 1, *SHAPE), compression="gzip")
+    with open_swmr(path) as f:
+        reader = ChunkReader(shared_dataset(f, "d"), scan_rank=2)
+        assert reader.codec is None
+        for index in range(4):
+            np.testing.assert_array_equal(reader.read_frame(index), NOISE[index])
+        assert reader.fallback_frames == 4
+        with pytest.raises(FrameIndexError):
+            reader.read_frame(4)
+
+
 def _h5(tmp_path: Path, data: np.ndarray[Any, Any], **kw: Any) -> Path:
     path = tmp_path / "custom.h5"
     with h5py.File(path, "w", libver="latest") as f:
