@@ -10,6 +10,7 @@ from ._models import (
     RoiConfig,
     ScanConfig,
     SourceConfig,
+    WebConfig,
 )
 from ._schema import config_schema
 
@@ -25,6 +26,7 @@ __all__ = [
     "RoiConfig",
     "ScanConfig",
     "SourceConfig",
+    "WebConfig",
     "config_schema",
     "load_config",
     "parse_config",

@@ -186,6 +186,28 @@ class AccessConfig(_Model):
     )
 
 
+class WebConfig(_Model):
+    """The live page in a browser, served from the IOC's own process."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Serve the live page: maps, image with the ROIs, histogram, status.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the page listens on; 0.0.0.0 for every interface.",
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port of the page.")
+    allow_edit: bool = Field(
+        default=False,
+        description=(
+            "Let the page move and resize the ROIs and Reset, as CA puts would "
+            "(access.write_hosts applies to the browser's address)."
+        ),
+    )
+
+
 class IocConfig(_Model):
     """One instance of swmr-roi-ioc: the whole of ioc.yaml."""
 
@@ -220,6 +242,7 @@ class IocConfig(_Model):
     access: AccessConfig = Field(
         default_factory=AccessConfig, description="Write access control by host and user."
     )
+    web: WebConfig = Field(default_factory=WebConfig, description="The live page in a browser.")
     screens_dir: str | None = Field(
         default=None,
         description=(
