@@ -8,6 +8,7 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from caproto import get_server_address_list
 
@@ -22,6 +23,9 @@ from swmr_roi_ioc.publish import (
     map_shape,
     write_screens,
 )
+
+if TYPE_CHECKING:
+    from swmr_roi_ioc.publish.web import WebPage
 
 from ._acquisition import CurrentAcquisition, Executor1
 from ._fixed_file import FixedFileSource
@@ -87,6 +91,13 @@ class Service:
         self.current = CurrentAcquisition()
         self._config_text = config.model_dump_json(indent=2)
 
+    def _web_page(self) -> WebPage:
+        """The live page (bokeh is imported only when it is enabled). Its edits
+        go through a put path with the CA putters' rules and access."""
+        from swmr_roi_ioc.publish.web import ControllerPutPath, WebPage
+
+        return WebPage(self.config, self.state, ControllerPutPath(self.config, self.state))
+
     async def _finished(self) -> None:
         """An acquisition ended: its NeXus file."""
         await write_acquisition(self.state, Executor1(self._executor), self._config_text)
@@ -116,6 +127,8 @@ class Service:
         ]
         if self.pva is not None:
             tasks.append(asyncio.create_task(self.pva.serve(), name="pva-server"))
+        if self.config.web.enabled:
+            tasks.append(asyncio.create_task(self._web_page().serve(), name="web-page"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
