@@ -59,6 +59,11 @@ def _frame_height(width: int, rows: int, cols: int, low: int, high: int) -> int:
     return int(min(high, max(low, round(width * rows / max(cols, 1)))))
 
 
+def _colour_bar(mapper: LinearColorMapper) -> ColorBar:
+    """Below the plot: its labels, whatever their width, never move the plots."""
+    return ColorBar(color_mapper=mapper, orientation="horizontal", height=8, padding=4)
+
+
 def _fmt(value: float) -> str:
     return "–" if not math.isfinite(value) else f"{value:.5g}"
 
@@ -91,7 +96,7 @@ class _MapPlot:
         self.fig.image(
             image="image", x=0, y=0, dw="dw", dh="dh", color_mapper=self.mapper, source=self.source
         )
-        self.fig.add_layout(ColorBar(color_mapper=self.mapper, width=10), "right")
+        self.fig.add_layout(_colour_bar(self.mapper), "below")
 
     def show(self, view: MapView) -> None:
         rows, cols = view.grid.shape
@@ -133,8 +138,8 @@ class LivePage:
         self._readbacks: dict[int, RoiBox] = {}
         self._timers: dict[int, Any] = {}
         self._updating = False
-        self._status = Div(name="status", text="Connecting…", width=1200)
-        self._edit = Div(name="edit-message", text="", width=900)
+        self._status = Div(name="status", text="Connecting…", width=1200, height=66)
+        self._edit = Div(name="edit-message", text="", width=900, height=30)
         self._maps = [_MapPlot(name, *map_shape) for name in [*roi_names, "Frame"]]
         self._image_fig, self._image_source, self._image_mapper = self._image_plot()
         self._boxes, self._labels = self._roi_boxes(roi_names, editable=put is not None)
@@ -177,7 +182,7 @@ class LivePage:
         fig.yaxis.axis_label = "y (pixels)"
         source = ColumnDataSource({"image": [np.zeros((1, 1), np.float32)], "dw": [1], "dh": [1]})
         fig.image(image="image", x=0, y=0, dw="dw", dh="dh", color_mapper=mapper, source=source)
-        fig.add_layout(ColorBar(color_mapper=mapper, width=10), "right")
+        fig.add_layout(_colour_bar(mapper), "below")
         return fig, source, mapper
 
     def _roi_boxes(
@@ -191,7 +196,7 @@ class LivePage:
                 name=f"roi-{n + 1}",
                 left=0, right=1, top=0, bottom=1, visible=False,
                 editable=editable, min_width=1, min_height=1,
-                fill_color=colour, fill_alpha=0.08, line_color=colour, line_width=2,
+                fill_color=colour, fill_alpha=0.08, line_color=colour, line_alpha=1.0, line_width=2,
             )  # fmt: skip
             for attr in ("left", "right", "top", "bottom"):
                 box.on_change(attr, self._edited(n))
