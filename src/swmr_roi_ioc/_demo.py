@@ -26,7 +26,6 @@ from aioca import DBR_CHAR_STR, caget, caput, purge_channel_caches
 
 from swmr_roi_ioc.app import resolve_under, serve
 from swmr_roi_ioc.config import DATA_ROOT_ENV, IocConfig, load_config, parse_config
-from swmr_roi_ioc.publish.web import page_url
 from swmr_roi_ioc.sim import SimOptions, run_sim_camera, write_file
 
 log = logging.getLogger(__name__)
@@ -201,6 +200,8 @@ def run_demo(
         print(f"demo: IOC prefix {prefix}")
         print(f"demo: try   caget {prefix}ArrayCounter_RBV {prefix}1:Total_RBV")
         print(f"demo:       caget -S {prefix}StatusMessage_RBV")
+        from swmr_roi_ioc.publish.web import page_url  # bokeh: not in the camera's process
+
         print(f"demo: live page {page_url(config)}   (Ctrl-C to stop)", flush=True)
         try:
             if config.source.file is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from pathlib import Path
 
 import h5py
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from swmr_roi_ioc.config import load_config
-from tests.conftest import Process, swmr_roi_ioc
+from tests.conftest import Process, _free_port, swmr_roi_ioc
 from tests.integration.helpers import caget_program
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aioca_cleanup")]
@@ -33,10 +34,11 @@ async def test_demo_counter_climbs_and_total_matches_file(
     config = load_config(ROOT / "ioc" / "ioc.yaml")
     prefix = config.prefix
     roi = config.rois[0]
+    web_port = _free_port()
     demo = Process(
         swmr_roi_ioc(
             "--log-level", "WARNING", "demo", "--dir", str(tmp_path), "--rate", "20",
-            "--frames", "60",
+            "--frames", "60", "--web-port", str(web_port),
         ),
     )  # fmt: skip
     processes.append(demo)
@@ -51,6 +53,10 @@ async def test_demo_counter_climbs_and_total_matches_file(
         await asyncio.sleep(0.5)
     assert len(set(counters)) >= 3 and counters == sorted(counters), counters
     assert f"caget {prefix}ArrayCounter_RBV" in demo.text
+    url = f"http://127.0.0.1:{web_port}/"
+    assert f"live page {url}" in demo.text
+    with urllib.request.urlopen(url, timeout=30) as page:  # served by the demo itself
+        assert "/static/js/bokeh" in page.read().decode()
 
     # Total_RBV of ROI 1 is numpy's sum over ROI 1 of frame ArrayCounter - 1 of
     # the file followed. Read counter, total, file, counter; retry until no
