@@ -3,6 +3,7 @@
 from ._load import DATA_ROOT_ENV, ConfigError, ConfigIssue, load_config, parse_config
 from ._models import (
     AccessConfig,
+    BlueskyConfig,
     HistogramConfig,
     IocConfig,
     NexusConfig,
@@ -10,11 +11,13 @@ from ._models import (
     RoiConfig,
     ScanConfig,
     SourceConfig,
+    StompConfig,
 )
 from ._schema import config_schema
 
 __all__ = [
     "AccessConfig",
+    "BlueskyConfig",
     "DATA_ROOT_ENV",
     "ConfigError",
     "ConfigIssue",
@@ -25,6 +28,7 @@ __all__ = [
     "RoiConfig",
     "ScanConfig",
     "SourceConfig",
+    "StompConfig",
     "config_schema",
     "load_config",
     "parse_config",
