@@ -149,6 +149,8 @@ class RunTracker:
         self._declared = 0
         #: runs known not to be ours (their stop seen, or reported missed)
         self._ignored: set[str] = set()
+        #: StreamResource uid -> run uid, of runs not followed
+        self._others: dict[str, str] = {}
         self.started_any = False
 
     @property
@@ -211,6 +213,7 @@ class RunTracker:
     def _on_stream_resource(self, doc: Mapping[str, Any]) -> list[RunEvent]:
         run = doc.get("run_start", self._run)
         if run != self._run or self._run is None:
+            self._others[str(doc["uid"])] = str(run)
             return self._foreign(run or "?")
         key = str(doc["data_key"])
         params = cast(Mapping[str, Any], doc.get("parameters") or {})
@@ -237,7 +240,8 @@ class RunTracker:
 
     def _on_stream_datum(self, doc: Mapping[str, Any]) -> list[RunEvent]:
         if self._run is None:
-            return self._foreign(f"resource {doc['stream_resource']}")
+            resource = str(doc["stream_resource"])
+            return self._foreign(self._others.get(resource, f"resource {resource}"))
         if doc["stream_resource"] != self._resource:
             return []
         stop = int(doc["indices"]["stop"])
