@@ -134,8 +134,9 @@ class StompDocuments:
             try:
                 conn = await asyncio.to_thread(self._connect, listener)
             except (StompException, OSError) as exc:
-                self._on_link(f"{self.where} not reachable ({exc or type(exc).__name__})")
-                log.info("%s: %s; retrying in %.1f s", self.where, exc, delay)
+                why = str(exc) or type(exc).__name__
+                self._on_link(f"{self.where} not reachable ({why})")
+                log.info("%s: %s; retrying in %.1f s", self.where, why, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
