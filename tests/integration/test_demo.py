@@ -77,3 +77,36 @@ async def test_demo_counter_climbs_and_total_matches_file(
     h5 = Path(path)
     assert h5.parent == tmp_path.resolve()
     assert total == _frame_roi_sum(h5, before - 1, roi.x, roi.y, roi.width, roi.height)
+
+
+@pytest.mark.timeout(240)
+def test_demo_bluesky_follows_the_run_engines_scans(
+    tmp_path: Path, processes: list[Process]
+) -> None:
+    prefix = load_config(ROOT / "ioc" / "ioc.yaml").prefix
+    demo = Process(
+        swmr_roi_ioc(
+            "--log-level", "WARNING", "demo", "--bluesky", "--dir", str(tmp_path),
+            "--rate", "50", "--frames", "100",
+        ),
+    )  # fmt: skip
+    processes.append(demo)
+    deadline = time.monotonic() + 180
+    state: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            state = caget_program(
+                "-t", "-S", f"{prefix}Status_RBV", f"{prefix}PlanName_RBV",
+                f"{prefix}ArrayCounter_RBV", f"{prefix}MapSizeX_RBV", f"{prefix}MapSizeY_RBV",
+            ).split()  # fmt: skip
+        except AssertionError:
+            pass  # not serving yet
+        if state[:3] == ["Finished", "demo_snake_fly", "80"]:
+            break
+        time.sleep(0.5)
+    # the default config's 40 columns, rows from --frames (2 x 40): the map's
+    # shape comes from the run's scan_spec
+    assert state == ["Finished", "demo_snake_fly", "80", "40", "2"], (state, demo.text[-2000:])
+    path = Path(caget_program("-t", "-S", f"{prefix}FilePath_RBV").strip())
+    assert path.parent == tmp_path.resolve() and path.name.startswith("demo")
+    assert "RunUid_RBV" in demo.text

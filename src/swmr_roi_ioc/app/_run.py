@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from swmr_roi_ioc.publish.web import WebPage
 
 from ._acquisition import CurrentAcquisition, Executor1
+from ._bluesky_source import BlueskySource
 from ._fixed_file import FixedFileSource
 from ._nexus_out import write_acquisition
 from ._plugin_source import PluginSource
@@ -75,7 +76,9 @@ async def _publish_forever(
 
 
 async def _idle_source(state: ServiceState) -> None:
-    state.set_status(Status.IDLE, "No source configured (source.file and plugin_prefix are null)")
+    state.set_status(
+        Status.IDLE, "No source configured (source.file, plugin_prefix and bluesky are null)"
+    )
     await asyncio.Event().wait()
 
 
@@ -112,6 +115,8 @@ class Service:
             source = PluginSource(
                 self.state, self._executor, src.plugin_prefix, self.current, self._finished
             ).run()
+        elif src.bluesky is not None:
+            source = BlueskySource(self.state, self._executor, self.current, self._finished).run()
         else:
             source = _idle_source(self.state)
         tasks = [

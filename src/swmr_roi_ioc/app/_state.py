@@ -97,6 +97,9 @@ class ServiceState:
         self._acquisition = 0
         self._born = time.monotonic()
         self.started = ""
+        self._run_uid = ""
+        self._plan_name = ""
+        self._run_progress = 0.0
         #: bumped by every change a publisher could show (see :attr:`version`)
         self._version = 0
 
@@ -180,6 +183,37 @@ class ServiceState:
                 self.scan = ScanGeometry((rows, cols), self.config.scan.snake)
                 self._generation += 1
                 self._version += 1
+
+    def set_scan_geometry(self, geometry: ScanGeometry) -> None:
+        """The map geometry a run describes (only when ioc.yaml sets none);
+        a map larger than the waveforms keeps only the rows that fit."""
+        if self.config.scan.shape is not None:
+            return
+        if geometry.size > self._capacity:
+            rows = max(1, self._capacity // min(geometry.cols, self._capacity))
+            cols = min(geometry.cols, self._capacity)
+            order = geometry.order
+            if order is not None:
+                row, col = np.divmod(order, geometry.cols)
+                order = np.where((order >= 0) & (row < rows) & (col < cols), row * cols + col, -1)
+            geometry = ScanGeometry((rows, cols), geometry.snake, order)
+        if geometry != self.scan:
+            with self._lock:
+                self.scan = geometry
+                self._generation += 1
+                self._version += 1
+
+    def set_run(self, uid: str, plan_name: str) -> None:
+        """The bluesky run followed (RunUid_RBV, PlanName_RBV); progress restarts."""
+        with self._lock:
+            self._version += 1
+            self._run_uid, self._plan_name, self._run_progress = uid, plan_name, 0.0
+
+    def set_run_progress(self, percent: float) -> None:
+        """RunProgress_RBV: frames declared by the run / frames it expects, in %."""
+        with self._lock:
+            self._version += percent != self._run_progress
+            self._run_progress = percent
 
     def set_frames_written(self, count: int) -> None:
         with self._lock:
@@ -407,6 +441,9 @@ class ServiceState:
                 uptime=time.monotonic() - self._born,
                 arrays_generation=self._generation,
                 stats_time=self._stats_time,
+                run_uid=self._run_uid,
+                plan_name=self._plan_name,
+                run_progress=self._run_progress,
             )
 
     def acquisition_record(self) -> tuple[list[RegionRecord], int]:

@@ -125,3 +125,8 @@ class Snapshot:
     #: POSIX time the newest statistics were computed: the timestamp of the
     #: statistics PVs (EPICS: the data's time); None = the time of publishing
     stats_time: float | None = None
+    #: bluesky source: the run followed (its start document's uid and plan_name)
+    run_uid: str = ""
+    plan_name: str = ""
+    #: bluesky source: frames declared by StreamDatum / frames the run expects, %
+    run_progress: float = 0.0
