@@ -1,10 +1,12 @@
 """The service's live state: counters, per-frame statistics, and what they show.
 
 Every frame's statistics are kept for the whole acquisition (five numbers per
-region per frame); time series and maps are views of them, built at the
-publish rate. A retroactive ROI change therefore only rewrites that ROI's
-numbers. Written by the reader thread (a batch at a time) and by PV puts on
-the event loop; read by the publisher. One lock; short critical sections.
+region per frame); time series and maps are views of them, updated for the
+new frames only, so a snapshot costs the same at any frame count. A
+retroactive ROI change therefore only rewrites that ROI's numbers (and the
+cells of its views those frames touch). Written by the reader thread (a
+batch at a time) and by PV puts on the event loop; read by the publisher.
+One lock; short critical sections.
 """
 
 from __future__ import annotations
@@ -369,20 +371,23 @@ class ServiceState:
         with self._lock:
             regions = [*self._regions, self._frame]
             snaps: list[RegionSnapshot] = []
+            max_map = self._frame.placed("max", self.scan)
             for i, region in enumerate(regions):
+                # incremental views: no cost for frames already shown
                 grid = region.placed("total", self.scan)
+                series = region.series(self._ts_len)
                 snaps.append(
                     RegionSnapshot(
                         name=region.name,
                         stats=region.latest,
-                        series=region.series(self._ts_len),
+                        series=series,
                         map=grid,
                         readback=self._readback(i) if i < len(self._rois) else None,
                         frame_shape=self._frame_shape,
                         stale=self._stale,
+                        generation=region.generation,
                     )
                 )
-            max_map = self._frame.placed("max", self.scan)
             message, severity = self._message, self._severity
             if self._note:
                 message = f"{message}; {self._note}"
