@@ -11,6 +11,7 @@ One lock; short critical sections.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
@@ -56,6 +57,16 @@ class RecomputeRequest:
     generation: int
     #: the acquisition it belongs to (a new file makes it void)
     acquisition: int
+
+
+@functools.lru_cache(maxsize=1024)
+def _clamped(g: Geometry, shape: tuple[int, int]) -> Geometry:
+    """The readback of a ROI: clamped to the frame (cached: asked for at every
+    publish, for every ROI)."""
+    if shape[0] <= 0:
+        return g
+    c = clamp_roi(Roi(g.x, g.y, g.width, g.height, g.background_width), shape)
+    return Geometry(c.x, c.y, c.width, c.height, c.background_width, g.use)
 
 
 class ServiceState:
@@ -360,12 +371,7 @@ class ServiceState:
         return self._frame_generation
 
     def _readback(self, index: int) -> Geometry:
-        g = self._rois[index]
-        shape = self._frame_shape
-        if shape[0] <= 0:
-            return g
-        c = clamp_roi(Roi(g.x, g.y, g.width, g.height, g.background_width), shape)
-        return Geometry(c.x, c.y, c.width, c.height, c.background_width, g.use)
+        return _clamped(self._rois[index], self._frame_shape)
 
     def snapshot(self) -> Snapshot:
         with self._lock:

@@ -3,12 +3,14 @@ time series of the latest frames.
 
 Both are updated for the frames a write touches only (new frames, or the
 frames a retroactive ROI change recomputed), so handing them to the
-publishers costs the same at frame 10 and at frame 1,000,000. An array once
-handed out is never written again (copy on write): a publisher may hold it
-while the next frames arrive.
+publishers costs the same at frame 10 and at frame 1,000,000. An array
+handed out is never written again while anything references it: a publisher
+may hold it while the next frames arrive.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -39,12 +41,37 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 class MapView:
     """One statistic of frames [origin, scan.size) placed on the scan grid,
-    NaN where no frame has landed (frames past the grid are not shown)."""
+    NaN where no frame has landed (frames past the grid are not shown).
+
+    Double-buffered: the first write after the map was handed out goes to
+    the array handed out the time before, once nothing references it any
+    more, brought up to date with the frames written since (a few cells per
+    publish when live), so a live map costs no copy of the whole grid per
+    publish; while the publishers still hold that array, a copy is made."""
 
     def __init__(self, scan: ScanGeometry, origin: int) -> None:
         self.scan = scan
         self._origin = origin
         self._grid = np.full(scan.size, np.nan)
+        self._shared = False
+        #: the array the current one replaced, and the frame ranges written
+        #: since (None: too many to replay, copy instead)
+        self._spare: np.ndarray | None = None
+        self._behind: list[tuple[int, int]] | None = []
+
+    def _unshare(self) -> None:
+        old = self._grid
+        spare, behind = self._spare, self._behind
+        # references to the spare: the attribute, the local name, the
+        # argument; any more is a publisher's (a view of it counts too)
+        if spare is not None and behind is not None and sys.getrefcount(spare) <= 3:
+            for first, stop in behind:
+                cells = _cells(self.scan, first, stop)
+                spare[cells] = old[cells]
+            self._grid = spare
+        else:
+            self._grid = old.copy()
+        self._spare, self._behind = old, []
         self._shared = False
 
     def write(self, start: int, values: np.ndarray) -> None:
@@ -54,12 +81,20 @@ class MapView:
         if stop <= first:
             return
         if self._shared:  # the publishers hold the current array
-            self._grid = self._grid.copy()
-            self._shared = False
+            self._unshare()
         self._grid[_cells(self.scan, first, stop)] = values[first - start : stop - start]
+        behind = self._behind
+        if behind is not None:
+            if behind and behind[-1][1] == first:
+                behind[-1] = (behind[-1][0], stop)  # live frames: one range
+            else:
+                behind.append((first, stop))
+            if len(behind) > 64 or sum(b - a for a, b in behind) > self.scan.size // 2:
+                self._behind = None  # a copy is cheaper
 
     def array(self) -> np.ndarray:
-        """The map, flat row-major, read-only; never written again."""
+        """The map, flat row-major, read-only; never written again while
+        anything references it."""
         self._shared = True
         return _frozen(self._grid)
 
@@ -112,14 +147,14 @@ class SeriesWindow:
     def shown(self) -> dict[str, np.ndarray]:
         """The series as published: SERIES_KEYS -> read-only float64 (length,)."""
         if self._shown is None:
-            out = np.full((len(SERIES_KEYS), self.length), np.nan)
+            out = np.empty((len(SERIES_KEYS), self.length))
             first = self.first
-            n = self._count - first
-            if n > 0:
-                head = first % self.length
-                split = min(n, self.length - head)
-                out[:, :split] = self._ring[:, head : head + split]
-                out[:, split:n] = self._ring[:, : n - split]
+            n = max(self._count - first, 0)
+            head = first % self.length
+            split = min(n, self.length - head)
+            out[:, :split] = self._ring[:, head : head + split]
+            out[:, split:n] = self._ring[:, : n - split]
+            out[:, n:] = np.nan
             out.flags.writeable = False
             self._shown = {key: out[i] for i, key in enumerate(SERIES_KEYS)}
         return self._shown

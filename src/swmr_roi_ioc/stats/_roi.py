@@ -5,6 +5,7 @@ The reference is ``doComputeStatisticsT`` and ``processCallbacks`` in ADCore's
 row is y (dim 1); numpy frames are indexed ``[row, column]``.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -127,10 +128,23 @@ def _kernel_frames(array: npt.NDArray[Any]) -> npt.NDArray[Any] | None:
     return array if _kernel.supported(array.dtype) else None
 
 
-def _kernel_stats(array: npt.NDArray[Any], regions: Sequence[Roi]) -> list[FrameStats]:
-    geometry = [(r.x, r.y, r.width, r.height, r.background_width) for r in regions]
+@functools.lru_cache(maxsize=64)
+def _clamped(
+    rois: tuple[Roi, ...], height: int, width: int
+) -> tuple[tuple[Roi, ...], tuple[_kernel.Region, ...]]:
+    """The ROIs clamped and the whole frame, also as the kernel's tuples
+    (cached: the same ROIs come back batch after batch, and clamping 64 of
+    them costs more than the kernel's pass over their pixels)."""
+    regions = (*(clamp_roi(roi, (height, width)) for roi in rois), Roi(0, 0, width, height))
+    return regions, tuple((r.x, r.y, r.width, r.height, r.background_width) for r in regions)
+
+
+def _kernel_stats(
+    array: npt.NDArray[Any], geometry: tuple[_kernel.Region, ...]
+) -> list[FrameStats]:
     out = _kernel.kernel_stats(array, geometry)
-    return [FrameStats(*out[k]) for k in range(len(regions))]
+    rows = list(out.reshape(-1, out.shape[2]))  # one view per row in one call
+    return [FrameStats(*rows[k : k + 5]) for k in range(0, len(rows), 5)]
 
 
 def roi_stats(frames: npt.ArrayLike, roi: Roi) -> FrameStats:
@@ -139,7 +153,8 @@ def roi_stats(frames: npt.ArrayLike, roi: Roi) -> FrameStats:
     clamped = clamp_roi(roi, (array.shape[1], array.shape[2]))
     native = _kernel_frames(array)
     if native is not None:
-        return _kernel_stats(native, [clamped])[0]
+        geometry = (clamped.x, clamped.y, clamped.width, clamped.height, clamped.background_width)
+        return _kernel_stats(native, (geometry,))[0]
     return _clamped_stats(array, clamped)
 
 
@@ -148,7 +163,7 @@ def frame_stats(frames: npt.ArrayLike) -> FrameStats:
     array = check_frames(frames)
     native = _kernel_frames(array)
     if native is not None:
-        return _kernel_stats(native, [_whole_frame(array)])[0]
+        return _kernel_stats(native, ((0, 0, array.shape[2], array.shape[1], 0),))[0]
     return _clamped_stats(array, _whole_frame(array))
 
 
@@ -202,11 +217,10 @@ def compute_stats(
 
     Thread-safe; integer frames are computed without holding the GIL."""
     array = check_frames(frames)
-    shape = (array.shape[1], array.shape[2])
-    regions = [clamp_roi(roi, shape) for roi in rois] + [_whole_frame(array)]
+    regions, geometry = _clamped(tuple(rois), array.shape[1], array.shape[2])
     native = _kernel_frames(array)
     if native is not None:
-        merged = _kernel_stats(native, regions)
+        merged = _kernel_stats(native, geometry)
         return merged[:-1], merged[-1]
     frame_bytes = max(array[0].nbytes if len(array) else 1, 1)
     step = max(_CHUNK_BYTES // frame_bytes, 1)
