@@ -11,6 +11,7 @@ may hold it while the next frames arrive.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,40 +40,72 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return view
 
 
+class _Buffers:
+    """The array a view writes, double-buffered against its readers.
+
+    Once handed out, the array is never written again while anything
+    references it. The next write goes to the array handed out the time
+    before, if nothing references that one any more, brought up to date with
+    the frames written since (``sync``: a few per publish when live);
+    otherwise to a copy."""
+
+    def __init__(self, array: np.ndarray, limit: int) -> None:
+        self.array = array
+        self._shared = False
+        #: the array the current one replaced, and the frame ranges written
+        #: since (None: more than ``limit`` frames, copy instead)
+        self._spare: np.ndarray | None = None
+        self._behind: list[tuple[int, int]] | None = []
+        self._limit = limit
+
+    def writable(self, sync: Callable[[np.ndarray, np.ndarray, int, int], None]) -> np.ndarray:
+        """The array to write now; ``sync(dst, src, first, stop)`` copies
+        frames [first, stop) from ``src`` to ``dst``."""
+        if self._shared:
+            old = self.array
+            spare, behind = self._spare, self._behind
+            # references to the spare: the attribute, the local name, the
+            # argument; any more is a reader's (a view of it counts too)
+            if spare is not None and behind is not None and sys.getrefcount(spare) <= 3:
+                for first, stop in behind:
+                    sync(spare, old, first, stop)
+                self.array = spare
+            else:
+                self.array = old.copy()
+            self._spare, self._behind = old, []
+            self._shared = False
+        return self.array
+
+    def wrote(self, first: int, stop: int) -> None:
+        """Frames [first, stop) were written (after :meth:`writable`)."""
+        behind = self._behind
+        if behind is None:
+            return
+        if behind and behind[-1][1] == first:
+            behind[-1] = (behind[-1][0], stop)  # live frames: one range
+        else:
+            behind.append((first, stop))
+        if len(behind) > 64 or sum(b - a for a, b in behind) > self._limit:
+            self._behind = None  # a copy is cheaper
+
+    def hand_out(self) -> np.ndarray:
+        """The current array, read-only, to a reader."""
+        self._shared = True
+        return _frozen(self.array)
+
+
 class MapView:
     """One statistic of frames [origin, scan.size) placed on the scan grid,
-    NaN where no frame has landed (frames past the grid are not shown).
-
-    Double-buffered: the first write after the map was handed out goes to
-    the array handed out the time before, once nothing references it any
-    more, brought up to date with the frames written since (a few cells per
-    publish when live), so a live map costs no copy of the whole grid per
-    publish; while the publishers still hold that array, a copy is made."""
+    NaN where no frame has landed (frames past the grid are not shown)."""
 
     def __init__(self, scan: ScanGeometry, origin: int) -> None:
         self.scan = scan
         self._origin = origin
-        self._grid = np.full(scan.size, np.nan)
-        self._shared = False
-        #: the array the current one replaced, and the frame ranges written
-        #: since (None: too many to replay, copy instead)
-        self._spare: np.ndarray | None = None
-        self._behind: list[tuple[int, int]] | None = []
+        self._buffers = _Buffers(np.full(scan.size, np.nan), scan.size // 2)
 
-    def _unshare(self) -> None:
-        old = self._grid
-        spare, behind = self._spare, self._behind
-        # references to the spare: the attribute, the local name, the
-        # argument; any more is a publisher's (a view of it counts too)
-        if spare is not None and behind is not None and sys.getrefcount(spare) <= 3:
-            for first, stop in behind:
-                cells = _cells(self.scan, first, stop)
-                spare[cells] = old[cells]
-            self._grid = spare
-        else:
-            self._grid = old.copy()
-        self._spare, self._behind = old, []
-        self._shared = False
+    def _sync(self, dst: np.ndarray, src: np.ndarray, first: int, stop: int) -> None:
+        cells = _cells(self.scan, first, stop)
+        dst[cells] = src[cells]
 
     def write(self, start: int, values: np.ndarray) -> None:
         """The statistic of frames [start, start + len(values))."""
@@ -80,56 +113,63 @@ class MapView:
         stop = min(start + len(values), self.scan.size)
         if stop <= first:
             return
-        if self._shared:  # the publishers hold the current array
-            self._unshare()
-        self._grid[_cells(self.scan, first, stop)] = values[first - start : stop - start]
-        behind = self._behind
-        if behind is not None:
-            if behind and behind[-1][1] == first:
-                behind[-1] = (behind[-1][0], stop)  # live frames: one range
-            else:
-                behind.append((first, stop))
-            if len(behind) > 64 or sum(b - a for a, b in behind) > self.scan.size // 2:
-                self._behind = None  # a copy is cheaper
+        grid = self._buffers.writable(self._sync)
+        grid[_cells(self.scan, first, stop)] = values[first - start : stop - start]
+        self._buffers.wrote(first, stop)
 
     def array(self) -> np.ndarray:
         """The map, flat row-major, read-only; never written again while
         anything references it."""
-        self._shared = True
-        return _frozen(self._grid)
+        return self._buffers.hand_out()
 
 
 class SeriesWindow:
     """The statistics of the latest ``length`` frames since ``origin``, oldest
     first, padded with NaN: frames [max(origin, count - length), count).
 
-    Frame f lives in slot f % length of a ring; a write touches only its
-    frames' slots (and clears the slots of frames that enter the window
-    without a value, e.g. while the ROI was not in use)."""
+    Frame f lives in slots f % length and f % length + length of a doubled
+    ring, so the window is one slice of it, handed out without a copy. A
+    write touches only its frames' slots (and clears the slots of frames
+    that enter the window without a value, e.g. while the ROI was not in
+    use). The slots after the newest frame hold NaN: only frames before
+    ``origin`` ever had them, and those are never written."""
 
     def __init__(self, length: int, origin: int, count: int) -> None:
         self.length = length
         self._origin = origin
         self._count = count
-        self._ring = np.full((len(SERIES_KEYS), length), np.nan)
+        ring = np.full((len(SERIES_KEYS), 2 * length), np.nan)
+        self._buffers = _Buffers(ring, length // 2)
         self._shown: dict[str, np.ndarray] | None = None
 
     @property
     def first(self) -> int:
         return max(self._origin, self._count - self.length)
 
+    def _pieces(self, first: int, n: int) -> list[tuple[int, int, int]]:
+        """(slot, slot end, offset in the frames) of frames [first, first + n),
+        n <= length, in both halves of the ring."""
+        head = first % self.length
+        split = min(n, self.length - head)
+        pieces = [(head, head + split, 0), (0, n - split, split)]
+        return pieces + [(a + self.length, b + self.length, o) for a, b, o in pieces]
+
+    def _sync(self, dst: np.ndarray, src: np.ndarray, first: int, stop: int) -> None:
+        first = max(first, stop - self.length)
+        for a, b, _ in self._pieces(first, stop - first):
+            dst[:, a:b] = src[:, a:b]
+
     def _assign(self, first: int, values: np.ndarray | float) -> None:
         """Slots of frames [first, first + n), n <= length (n from values, or
         up to count when ``values`` is a scalar)."""
         n = values.shape[1] if isinstance(values, np.ndarray) else self._count - first
-        head = first % self.length
-        split = min(n, self.length - head)
-        if isinstance(values, np.ndarray):
-            self._ring[:, head : head + split] = values[:, :split]
-            self._ring[:, : n - split] = values[:, split:]
-        else:
-            self._ring[:, head : head + split] = values
-            self._ring[:, : n - split] = values
+        ring = self._buffers.writable(self._sync)
+        for a, b, offset in self._pieces(first, n):
+            if isinstance(values, np.ndarray):
+                ring[:, a:b] = values[:, offset : offset + b - a]
+            else:
+                ring[:, a:b] = values
+        self._buffers.wrote(first, first + n)
 
     def write(self, start: int, values: np.ndarray) -> None:
         """``values`` (len(SERIES_KEYS), n): the statistics of frames [start, start + n)."""
@@ -145,16 +185,12 @@ class SeriesWindow:
         self._shown = None
 
     def shown(self) -> dict[str, np.ndarray]:
-        """The series as published: SERIES_KEYS -> read-only float64 (length,)."""
+        """The series as published: SERIES_KEYS -> read-only float64 (length,),
+        never written again while anything references them."""
         if self._shown is None:
-            out = np.empty((len(SERIES_KEYS), self.length))
-            first = self.first
-            n = max(self._count - first, 0)
-            head = first % self.length
-            split = min(n, self.length - head)
-            out[:, :split] = self._ring[:, head : head + split]
-            out[:, split:n] = self._ring[:, : n - split]
-            out[:, n:] = np.nan
-            out.flags.writeable = False
-            self._shown = {key: out[i] for i, key in enumerate(SERIES_KEYS)}
+            head = self.first % self.length
+            ring = self._buffers.hand_out()
+            self._shown = {
+                key: ring[i, head : head + self.length] for i, key in enumerate(SERIES_KEYS)
+            }
         return self._shown
