@@ -151,7 +151,9 @@ class SeriesWindow:
         n <= length, in both halves of the ring."""
         head = first % self.length
         split = min(n, self.length - head)
-        pieces = [(head, head + split, 0), (0, n - split, split)]
+        pieces = [(head, head + split, 0)]
+        if n > split:  # wraps around
+            pieces.append((0, n - split, split))
         return pieces + [(a + self.length, b + self.length, o) for a, b, o in pieces]
 
     def _sync(self, dst: np.ndarray, src: np.ndarray, first: int, stop: int) -> None:
@@ -159,10 +161,9 @@ class SeriesWindow:
         for a, b, _ in self._pieces(first, stop - first):
             dst[:, a:b] = src[:, a:b]
 
-    def _assign(self, first: int, values: np.ndarray | float) -> None:
-        """Slots of frames [first, first + n), n <= length (n from values, or
-        up to count when ``values`` is a scalar)."""
-        n = values.shape[1] if isinstance(values, np.ndarray) else self._count - first
+    def _assign(self, first: int, n: int, values: np.ndarray | float) -> None:
+        """Slots of frames [first, first + n), n <= length: ``values``
+        (len(SERIES_KEYS), n), or one value for all."""
         ring = self._buffers.writable(self._sync)
         for a, b, offset in self._pieces(first, n):
             if isinstance(values, np.ndarray):
@@ -177,11 +178,11 @@ class SeriesWindow:
         if stop > self._count:
             entering = max(self._count, stop - self.length)
             self._count = stop
-            if entering < stop:
-                self._assign(entering, np.nan)  # up to count: the new frames
+            if entering < start:  # frames without a value (a gap) enter: NaN
+                self._assign(entering, start - entering, np.nan)
         first = max(start, self.first)
         if first < stop:
-            self._assign(first, values[:, first - start :])
+            self._assign(first, stop - first, values[:, first - start :])
         self._shown = None
 
     def shown(self) -> dict[str, np.ndarray]:
