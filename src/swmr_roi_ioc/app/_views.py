@@ -19,18 +19,19 @@ from swmr_roi_ioc.stats import ScanGeometry
 
 SERIES_KEYS = ("total", "net", "min", "max", "mean")
 
-#: The last range of cells computed: every region of a batch asks for the same.
-_last_cells: tuple[ScanGeometry, int, int, np.ndarray] | None = None
+#: The latest ranges of cells computed: every region of a batch asks for the
+#: same ones (the new frames, and those its spare map misses).
+_recent_cells: dict[tuple[ScanGeometry, int, int], np.ndarray] = {}
 
 
 def _cells(scan: ScanGeometry, first: int, stop: int) -> np.ndarray:
     """Cells of frames [first, stop), all inside the scan (stop <= scan.size)."""
-    global _last_cells
-    last = _last_cells
-    if last is not None and last[1] == first and last[2] == stop and last[0] == scan:
-        return last[3]
-    cells = scan.cells(np.arange(first, stop, dtype=np.int64))
-    _last_cells = (scan, first, stop, cells)
+    key = (scan, first, stop)
+    cells = _recent_cells.get(key)
+    if cells is None:
+        if len(_recent_cells) >= 8:
+            _recent_cells.clear()
+        cells = _recent_cells[key] = scan.cells(np.arange(first, stop, dtype=np.int64))
     return cells
 
 
