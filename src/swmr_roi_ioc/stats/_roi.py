@@ -18,17 +18,19 @@ from swmr_roi_ioc.stats import _kernel
 from swmr_roi_ioc.stats._bands import BandTables, background_rects, region_edges
 from swmr_roi_ioc.stats._sums import check_frames, exact_sum
 
-#: Integer frames go through the compiled one-pass kernel (:mod:`._kernel`):
-#: measured on 1216 x 1936 frames it is 3-4x faster than numpy for 3 ROIs
-#: (uint8 and uint16) and 7x for 64, and it runs without the GIL. Float
-#: frames keep numpy (their sums depend on the order of the additions).
+#: Integer frames (any integer dtype, any ROI count) go through the compiled
+#: one-pass kernel (:mod:`._kernel`): measured on 1216 x 1936 frames in blocks
+#: of 3 (benchmarks/compute.py, CPU time) 3-4x faster than numpy for 3 and 4
+#: ROIs, 4-6x for 64 (uint8, uint16; int16, int32, uint32 2-4x), and it runs
+#: without the GIL. Float frames keep numpy
+#: (their sums depend on the order of the additions).
 USE_KERNEL = True
 
-#: Without the kernel (byte-swapped integer frames), from this many regions
-#: (ROIs + the frame) on, integer frames go through per-band column tables:
-#: one pass over the frame serves every region. Measured on 1216 x 1936
-#: uint8 (thread CPU time): 17 regions 6 % slower than region by region,
-#: 65 regions 40 % faster.
+#: Without the kernel (USE_KERNEL off: numpy, the reference the kernel is
+#: tested against), from this many regions (ROIs + the frame) on, integer
+#: frames go through per-band column tables: one pass over the frame serves
+#: every region. Measured on 1216 x 1936 uint8 (thread CPU time): 17 regions
+#: 6 % slower than region by region, 65 regions 40 % faster.
 MANY_REGIONS = 24
 
 # Frames are processed in chunks of about this many bytes, so that every ROI
