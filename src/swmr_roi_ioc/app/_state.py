@@ -1,14 +1,17 @@
 """The service's live state: counters, per-frame statistics, and what they show.
 
 Every frame's statistics are kept for the whole acquisition (five numbers per
-region per frame); time series and maps are views of them, built at the
-publish rate. A retroactive ROI change therefore only rewrites that ROI's
-numbers. Written by the reader thread (a batch at a time) and by PV puts on
-the event loop; read by the publisher. One lock; short critical sections.
+region per frame); time series and maps are views of them, updated for the
+new frames only, so a snapshot costs the same at any frame count. A
+retroactive ROI change therefore only rewrites that ROI's numbers (and the
+cells of its views those frames touch). Written by the reader thread (a
+batch at a time) and by PV puts on the event loop; read by the publisher.
+One lock; short critical sections.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
@@ -54,6 +57,16 @@ class RecomputeRequest:
     generation: int
     #: the acquisition it belongs to (a new file makes it void)
     acquisition: int
+
+
+@functools.lru_cache(maxsize=1024)
+def _clamped(g: Geometry, shape: tuple[int, int]) -> Geometry:
+    """The readback of a ROI: clamped to the frame (cached: asked for at every
+    publish, for every ROI)."""
+    if shape[0] <= 0:
+        return g
+    c = clamp_roi(Roi(g.x, g.y, g.width, g.height, g.background_width), shape)
+    return Geometry(c.x, c.y, c.width, c.height, c.background_width, g.use)
 
 
 class ServiceState:
@@ -392,31 +405,29 @@ class ServiceState:
         return self._frame_generation
 
     def _readback(self, index: int) -> Geometry:
-        g = self._rois[index]
-        shape = self._frame_shape
-        if shape[0] <= 0:
-            return g
-        c = clamp_roi(Roi(g.x, g.y, g.width, g.height, g.background_width), shape)
-        return Geometry(c.x, c.y, c.width, c.height, c.background_width, g.use)
+        return _clamped(self._rois[index], self._frame_shape)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             regions = [*self._regions, self._frame]
             snaps: list[RegionSnapshot] = []
+            max_map = self._frame.placed("max", self.scan)
             for i, region in enumerate(regions):
+                # incremental views: no cost for frames already shown
                 grid = region.placed("total", self.scan)
+                series = region.series(self._ts_len)
                 snaps.append(
                     RegionSnapshot(
                         name=region.name,
                         stats=region.latest,
-                        series=region.series(self._ts_len),
+                        series=series,
                         map=grid,
                         readback=self._readback(i) if i < len(self._rois) else None,
                         frame_shape=self._frame_shape,
                         stale=self._stale,
+                        generation=region.generation,
                     )
                 )
-            max_map = self._frame.placed("max", self.scan)
             message, severity = self._message, self._severity
             if self._note:
                 message = f"{message}; {self._note}"

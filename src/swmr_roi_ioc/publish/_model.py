@@ -78,6 +78,10 @@ class RegionSnapshot:
     frame_shape: tuple[int, int] = (0, 0)
     #: the statistics are stale (error); publish them with an INVALID alarm
     stale: bool = False
+    #: changes whenever ``series`` or ``map`` changed (equal: the same arrays,
+    #: which a publisher may skip). The arrays are read-only and never
+    #: written after they are handed over.
+    generation: int = 0
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,4 +1,4 @@
-"""ROI statistics and scan geometry (numpy only, no I/O, no EPICS)."""
+"""ROI statistics and scan geometry (numpy and a numba kernel; no I/O, no EPICS)."""
 
 from swmr_roi_ioc.stats._roi import (
     FrameStats,
