@@ -5,23 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from caproto import get_server_address_list
-
 from swmr_roi_ioc.config import IocConfig
-from swmr_roi_ioc.publish import (
-    LiveViews,
-    PvaMirror,
-    RoiIoc,
-    SafeContext,
-    Status,
-    build_ioc,
-    map_shape,
-    write_screens,
-)
+from swmr_roi_ioc.publish import Ioc, LiveViews, Publisher, Status, write_screens
 
 from ._acquisition import CurrentAcquisition, Executor1
 from ._fixed_file import FixedFileSource
@@ -32,42 +22,46 @@ from ._state import ServiceState
 
 log = logging.getLogger(__name__)
 
+#: How soon a change of the state is noticed (s): a new value goes out at once
+#: if its PV was last published over a period ago (leading edge), else at the
+#: end of that period; never more than rate_hz updates per PV.
+NOTICE_S = 0.02
 
-async def _publish_forever(
-    ioc: RoiIoc, state: ServiceState, rate_hz: float, mirror: PvaMirror | None
-) -> None:
-    """Coalesced publishing: at most rate_hz updates per PV, whatever the frame rate.
-    Histogram and image of the latest frame are computed here, off the event
-    loop, only when the frame changed. The PVA mirror copies the CA values
-    right after each CA publish."""
+
+async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: float) -> None:
+    """Coalesced, leading-edge publishing: at most rate_hz updates per PV,
+    whatever the frame rate. Histogram and image of the latest frame are
+    computed off the event loop, only when the frame changed; they follow the
+    statistics one period later, so they never delay the numbers."""
     period = 1.0 / rate_hz
+    notice = min(period, NOTICE_S)
     loop = asyncio.get_running_loop()
     views: LiveViews | None = None
     shown: tuple[int, int] | None = None
+    published = -math.inf  # loop time of the last publish of the state
+    clock = -math.inf
     while True:
-        started = loop.time()
-        key = (state.version, state.frame_generation)
+        now = loop.time()
         try:
-            if key != shown:
-                # the statistics first; the live views (histogram and binned
-                # image of the newest frame, numpy work off the loop) after
-                # them, so they never delay the numbers: they show one period later
-                await ioc.publish(state.snapshot(), views)
-                if mirror is not None:
-                    await mirror.sync()
-                shown = key
+            if (state.version, state.frame_generation) != shown:
+                if now - published < period:  # published less than a period ago
+                    await asyncio.sleep(published + period - now)
+                    continue
+                shown = (state.version, state.frame_generation)
+                publisher.publish(state.snapshot(), views)
+                published = clock = loop.time()
                 if views is None or views.generation != state.frame_generation:
                     views = await asyncio.to_thread(state.live_views)
                     shown = None  # publish them next period
-            else:
+            elif now - clock >= period:
                 # nothing changed but the clock: Uptime_RBV and ArrayRate_RBV's
                 # decay only, so an idle IOC costs next to nothing
-                await ioc.publish_clock(state.uptime, state.array_rate)
-                if mirror is not None:
-                    await mirror.sync_some(ioc.clock_pvs)
+                publisher.publish_clock(state.uptime, state.array_rate)
+                clock = now
         except Exception:  # a failing update must not stop the IOC
             log.exception("publishing failed")
-        await asyncio.sleep(max(0.0, period - (loop.time() - started)))
+            published = clock = loop.time()
+        await asyncio.sleep(notice)
 
 
 async def _idle_source(state: ServiceState) -> None:
@@ -76,13 +70,14 @@ async def _idle_source(state: ServiceState) -> None:
 
 
 class Service:
-    """One running IOC: the CA server, the publisher and the source."""
+    """One running IOC: its PVs (CA and PVA), the publisher and the source."""
 
     def __init__(self, config: IocConfig) -> None:
         self.config = config
         self.state = ServiceState(config)
-        self.ioc = build_ioc(config, controller=self.state)
-        self.pva = PvaMirror(self.ioc, map_shape(config)) if config.pva else None
+        self.ioc = Ioc(config, controller=self.state)
+        #: the one put path of every front end: ``puts.put(suffix, value, host=, user=)``
+        self.puts = self.ioc.puts
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdf5")
         self.current = CurrentAcquisition()
         self._config_text = config.model_dump_json(indent=2)
@@ -93,7 +88,7 @@ class Service:
 
     async def run(self) -> None:
         """Serve until cancelled; every task is cancelled and awaited on the way out."""
-        context = SafeContext(self.ioc.pvdb, get_server_address_list())
+        self.ioc.start(asyncio.get_running_loop())  # the EPICS IOC: once per process
         src = self.config.source
         if src.file is not None:
             source = FixedFileSource(self.state, self._executor, self.current, self._finished).run()
@@ -104,9 +99,8 @@ class Service:
         else:
             source = _idle_source(self.state)
         tasks = [
-            asyncio.create_task(context.run(), name="ca-server"),
             asyncio.create_task(
-                _publish_forever(self.ioc, self.state, self.config.publish.rate_hz, self.pva),
+                _publish_forever(self.ioc.publisher, self.state, self.config.publish.rate_hz),
                 name="publisher",
             ),
             asyncio.create_task(source, name="source"),
@@ -114,8 +108,8 @@ class Service:
                 recompute_forever(self.state, self.current, self._finished), name="recompute"
             ),
         ]
-        if self.pva is not None:
-            tasks.append(asyncio.create_task(self.pva.serve(), name="pva-server"))
+        if self.ioc.pva is not None:
+            tasks.append(asyncio.create_task(self.ioc.pva.serve(), name="pva-server"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:

@@ -99,6 +99,9 @@ class ServiceState:
         self.started = ""
         #: bumped by every change a publisher could show (see :attr:`version`)
         self._version = 0
+        #: the bluesky run followed now: (uid, plan name), progress 0..1
+        self._run = ("", "")
+        self._run_progress = 0.0
 
     # -- written by the source and the pipeline ------------------------------
 
@@ -272,6 +275,21 @@ class ServiceState:
             self._generation += 1
             return True
 
+    def set_run(self, uid: str, plan: str) -> None:
+        """The bluesky run followed now (RunUid_RBV, PlanName_RBV); "" when none.
+        A new run starts with no progress."""
+        with self._lock:
+            if (uid, plan) != self._run:
+                self._version += 1
+                self._run = (uid, plan)
+                self._run_progress = 0.0
+
+    def set_run_progress(self, fraction: float) -> None:
+        """RunProgress_RBV: frames declared / frames expected of the current run."""
+        with self._lock:
+            self._version += fraction != self._run_progress
+            self._run_progress = fraction
+
     def set_recompute_progress(self, percent: float) -> None:
         with self._lock:
             self._version += 1
@@ -407,6 +425,9 @@ class ServiceState:
                 uptime=time.monotonic() - self._born,
                 arrays_generation=self._generation,
                 stats_time=self._stats_time,
+                run_uid=self._run[0],
+                plan_name=self._run[1],
+                run_progress=self._run_progress,
             )
 
     def acquisition_record(self) -> tuple[list[RegionRecord], int]:

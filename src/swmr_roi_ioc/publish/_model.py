@@ -39,6 +39,15 @@ class Severity(IntEnum):
     INVALID = 3
 
 
+class AlarmStatus(IntEnum):
+    """EPICS alarm status (menuAlarmStat), the ones the IOC raises."""
+
+    NO_ALARM = 0
+    STATE = 7
+    LINK = 14
+    UDF = 17
+
+
 @dataclass(frozen=True)
 class Geometry:
     """A ROI as configured (setpoints) and as used (readbacks, clamped)."""
@@ -125,3 +134,9 @@ class Snapshot:
     #: POSIX time the newest statistics were computed: the timestamp of the
     #: statistics PVs (EPICS: the data's time); None = the time of publishing
     stats_time: float | None = None
+    #: the bluesky run followed now (its start document's uid), "" otherwise
+    run_uid: str = ""
+    #: that run's plan name
+    plan_name: str = ""
+    #: that run's progress: frames declared / frames expected, 0..1
+    run_progress: float = 0.0

@@ -39,7 +39,7 @@ from pvi.device import (
 
 from swmr_roi_ioc.config import IocConfig
 
-from ._ca import GEOMETRY_PVS
+from ._pvtable import GEOMETRY_PVS
 from ._screens_bob import GROUP_INSET, Element, bounds, set_prop, shift
 
 #: What the Reset button writes: state 1 of the Reset enum ("write 1"), by
@@ -161,6 +161,11 @@ def status_group(config: IocConfig) -> Group:
                 description="a ROI change applied to past frames, 0..100 %",
                 read_widget=ProgressBar(),
             ),
+            _read("PutError", "Last refused put", f"{p}PutError_RBV", "why it was refused", text),
+            _read("Plan", "Plan", f"{p}PlanName_RBV", "the bluesky run followed now", text),
+            _read("RunUid", "Run uid", f"{p}RunUid_RBV", "its start document's uid", text),
+            _read("RunProgress", "Run progress", f"{p}RunProgress_RBV", "frames declared/expected",
+                  TextRead(precision=3)),  # fmt: skip
         ],
     )
 
