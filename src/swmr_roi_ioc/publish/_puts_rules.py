@@ -115,10 +115,14 @@ def as_choice(labels: Sequence[str]) -> Check:
     return check
 
 
+#: the states of a command PV: write 1 to run it, it shows 0 again when done
+COMMAND_STATES = ("Done", "Reset")
+
+
 def as_reset(value: Any, name: str) -> int:
-    """Reset: write 1 (or "Reset"); 0 ("Done") does nothing."""
+    """A command: write 1 (its second state); 0 does nothing."""
     try:
-        return as_choice(("Done", "Reset"))(value, name)
+        return as_choice(COMMAND_STATES)(value, name)
     except PutRefusedError as exc:
         raise PutRefusedError(f"{name}: write 1 (Reset), not {_scalar(value)!r}") from exc
 

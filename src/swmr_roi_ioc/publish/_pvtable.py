@@ -22,6 +22,7 @@ from swmr_roi_ioc.config._models import MAX_PIXELS
 
 from ._model import STATUS_LABELS, AlarmStatus, LiveViews, RegionSnapshot, Severity, Snapshot
 from ._puts_rules import (
+    COMMAND_STATES,
     PUT_ERROR,
     Controller,
     PutRule,
@@ -194,6 +195,7 @@ GEOMETRY_PVS = {
 def _region(index: int | None, config: IocConfig) -> Iterator[PvSpec]:
     """PVs of ROI ``index`` (0-based) under ``n:``, or of the whole frame under ``Frame:``."""
     p = "Frame:" if index is None else f"{index + 1}:"
+    label = p + "Name"
     ts_len = config.publish.time_series_length
     cells = map_capacity(config)
 
@@ -230,7 +232,7 @@ def _region(index: int | None, config: IocConfig) -> Iterator[PvSpec]:
     yield _li(p + "MaxSizeY_RBV", "frame height", lambda s: region(s).frame_shape[0])
 
     if index is None:
-        yield PvSpec(p + "Name", Kind.STRINGIN, "region label", Source.SNAPSHOT,
+        yield PvSpec(label, Kind.STRINGIN, "region label", Source.SNAPSHOT,
                      lambda s: "Frame", "Frame")  # fmt: skip
         yield _wave(
             p + "MaxMap", "per-frame maximum placed by scan position", cells,
@@ -254,7 +256,7 @@ def _region(index: int | None, config: IocConfig) -> Iterator[PvSpec]:
         return rb
 
     yield PvSpec(
-        p + "Name", Kind.STRINGOUT, "ROI label", Source.SETPOINT, initial=roi.name,
+        label, Kind.STRINGOUT, "ROI label", Source.SETPOINT, initial=roi.name,
         put=PutRule(as_name, lambda c, v: None),
     )  # fmt: skip
     yield PvSpec(
@@ -337,7 +339,7 @@ def _ioc(config: IocConfig) -> Iterator[PvSpec]:
               lambda s: float(int(s.uptime)), units="s", precision=0,
               source=Source.CLOCK)  # fmt: skip
     yield PvSpec("Reset", Kind.BO, "write 1: clear statistics, maps and time series",
-                 Source.SETPOINT, initial=0, choices=("Done", "Reset"),
+                 Source.SETPOINT, initial=0, choices=COMMAND_STATES,
                  put=PutRule(as_reset, lambda c, v: c.reset() if v == 1 else None,
                              shows=lambda v: 0))  # fmt: skip
     yield _ai("RecomputeProgress_RBV", "a ROI change applied to past frames: 0..100",

@@ -27,7 +27,7 @@ import numpy as np
 from ._access import SETPOINT_ASG, WriteAccess
 from ._ca_trap import Judge, PutTrap
 from ._model import AlarmStatus, Severity
-from ._puts_rules import PutRefusedError
+from ._puts_rules import COMMAND_STATES, PutRefusedError
 from ._pvtable import Kind, PvSpec
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class CaRecords:
                 fields["ASG"] = SETPOINT_ASG
                 fields["validate"] = self._validator(spec, put, trap)
                 fields["on_update"] = self._after_put(spec)
-                fields["always_update"] = spec.kind is Kind.BO and spec.choices[0] == "Done"
+                fields["always_update"] = spec.choices == COMMAND_STATES
             else:
                 fields["TSE"] = -2
             self._records[spec.suffix] = _make(builder, spec, name, fields)

@@ -164,8 +164,13 @@ def status_group(config: IocConfig) -> Group:
             _read("PutError", "Last refused put", f"{p}PutError_RBV", "why it was refused", text),
             _read("Plan", "Plan", f"{p}PlanName_RBV", "the bluesky run followed now", text),
             _read("RunUid", "Run uid", f"{p}RunUid_RBV", "its start document's uid", text),
-            _read("RunProgress", "Run progress", f"{p}RunProgress_RBV", "frames declared/expected",
-                  TextRead(precision=3)),  # fmt: skip
+            _read(
+                "RunProgress",
+                "Run progress",
+                f"{p}RunProgress_RBV",
+                "frames declared/expected",
+                TextRead(precision=3),
+            ),  # fmt: skip
         ],
     )
 
