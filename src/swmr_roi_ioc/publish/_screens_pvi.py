@@ -44,8 +44,7 @@ from ._screens_bob import GROUP_INSET, Element, bounds, set_prop, shift
 
 #: What the Reset button writes: state 1 of the Reset enum ("write 1"), by
 #: its name. Phoebus' write-PV action puts its value as a string (DBR_STRING);
-#: a record in an EPICS IOC would parse "1", caproto's enum channel refuses
-#: any string that is not one of its states.
+#: the IOC's bo record takes a state's name as well as its number.
 RESET_VALUE = "Reset"
 
 #: Columns of the ROI table, in order; RW columns hold setpoint | readback.
