@@ -89,6 +89,9 @@ async def test_file_deleted_while_followed(
     tmp_path: Path, prefix: str, processes: list[Process]
 ) -> None:
     _, h5 = _start(tmp_path, prefix, processes)
+    # the file must still be growing when it is deleted: the writer starts once
+    # the IOC serves (its start can take seconds on a loaded machine)
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == WAITING, 60)
     writer = Process(_write(h5, 400, rate="50"))
     processes.append(writer)
     await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= 10, 30)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ._model import AlarmStatus, LiveViews, Severity, Snapshot
+from ._model import AlarmStatus, LiveViews, Severity, Snapshot, Status
 from ._pvtable import PvSpec, Source
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,10 @@ class Publisher:
                 sink.post(spec, value, Severity.NO_ALARM, AlarmStatus.NO_ALARM, now)
 
     def _log_status(self, snap: Snapshot) -> None:
-        """Every change of Status_RBV (or its message, or alarm), once."""
-        key = (snap.status, snap.message, snap.severity, snap.link_alarm)
+        """Every change of Status_RBV (its state, alarm or message), once; while
+        Following only changes of state or alarm (its message counts frames)."""
+        message = "" if snap.status is Status.FOLLOWING else snap.message
+        key = (snap.status, snap.severity, snap.link_alarm, message)
         if key == self._status:
             return
         self._status = key
