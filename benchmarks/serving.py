@@ -84,7 +84,7 @@ def _part(data: Path, env: dict[str, str], group: str, module: str, clients: int
         rss0 = _rss_mb(ioc.pid)
         started = [
             procs.start([sys.executable, "-m", module, *pvs], stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE, text=True, cwd=REPO)
+                        stdout=subprocess.PIPE, stderr=None, text=True, cwd=REPO)
             for _ in range(clients)
         ]  # fmt: skip
         for client in started:
@@ -145,14 +145,14 @@ def _part(data: Path, env: dict[str, str], group: str, module: str, clients: int
 def run(window: float = WINDOW_S) -> tuple[list[Row], list[Target], bool]:
     """Both parts; (rows, targets, every part ran)."""
     parent = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
-    env = loopback_env()
     rows: list[Row] = []
     targets: list[Target] = []
     ran = True
-    repeater = subprocess.Popen([epics_bin("caRepeater")], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        for group, module, clients, target in PARTS:
+    for group, module, clients, target in PARTS:
+        env = loopback_env()  # ports of its own: nothing of the other part answers
+        repeater = subprocess.Popen([epics_bin("caRepeater")], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
             data = Path(tempfile.mkdtemp(prefix="swmr-serving-", dir=parent))
             print(f"  serving: {group} ...", file=sys.stderr, flush=True)
             try:
@@ -166,12 +166,12 @@ def run(window: float = WINDOW_S) -> tuple[list[Row], list[Target], bool]:
                 for path in data.iterdir():
                     path.unlink()
                 data.rmdir()
-            rows += got_rows
-            targets += got_targets
-            for row in got_rows:
-                print(f"  serving: {row.group:<15} {row.label:<48} {row.text}   {row.note}",
-                      file=sys.stderr, flush=True)  # fmt: skip
-    finally:
-        repeater.terminate()
-        repeater.wait(timeout=10)
+        finally:
+            repeater.terminate()
+            repeater.wait(timeout=10)
+        rows += got_rows
+        targets += got_targets
+        for row in got_rows:
+            print(f"  serving: {row.group:<15} {row.label:<48} {row.text}   {row.note}",
+                  file=sys.stderr, flush=True)  # fmt: skip
     return rows, targets, ran
