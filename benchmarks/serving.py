@@ -150,8 +150,8 @@ def run(window: float = WINDOW_S) -> tuple[list[Row], list[Target], bool]:
     ran = True
     for group, module, clients, target in PARTS:
         env = loopback_env()  # ports of its own: nothing of the other part answers
-        repeater = subprocess.Popen([epics_bin("caRepeater")], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        quiet = subprocess.DEVNULL
+        repeater = subprocess.Popen([epics_bin("caRepeater")], env=env, stdout=quiet, stderr=quiet)
         try:
             data = Path(tempfile.mkdtemp(prefix="swmr-serving-", dir=parent))
             print(f"  serving: {group} ...", file=sys.stderr, flush=True)
