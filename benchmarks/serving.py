@@ -100,7 +100,7 @@ def _part(data: Path, env: dict[str, str], group: str, module: str, clients: int
             writer.wait(timeout=window + 4)
         except subprocess.TimeoutExpired:
             writer.send_signal(signal.SIGINT)
-            writer.wait(timeout=30)
+            writer.wait(timeout=120)
         cores = (_cpu_seconds(ioc.pid) - cpu0) / (time.monotonic() - t0)
         growth = _rss_mb(ioc.pid) - rss0
         time.sleep(0.5)
