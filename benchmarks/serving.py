@@ -43,6 +43,7 @@ from benchmarks.live import (
     _processes,
     _start_ioc,
     _writer_args,
+    _writer_rate,
 )
 from benchmarks.report import Row, Target
 
@@ -132,11 +133,11 @@ def _part(data: Path, env: dict[str, str], group: str, module: str, clients: int
                         note=f"{len(rates)} clients, window {span:.1f} s"))  # fmt: skip
         targets.append(Target(f"{group}: min updates/s of {short} / rate_hz", low / rate_hz,
                               target, ">="))  # fmt: skip
-    writer_rate = (len(flush) - 1) / max(flush[-1] - flush[0], 1e-9) if len(flush) > 1 else 0.0
+    writer_rate = _writer_rate(flush)
     rows.append(Row(group, f"{stem}_ioc", "IOC CPU (cores) / memory growth (MB)", "serving",
                     text=f"{cores:.2f} / {growth:+.0f} MB",
                     values={"cores": cores, "growth_mb": growth, "rss0_mb": rss0},
-                    note=f"{len(pvs)} PVs per client; writer flushes {writer_rate:.0f}/s; "
+                    note=f"{len(pvs)} PVs per client; writer {writer_rate:.0f} frames/s; "
                          f"traceback in the IOC log: {traceback}"))  # fmt: skip
     targets.append(Target(f"{group}: IOC memory growth (MB)", growth, MEMORY_MB, "<="))
     return rows, targets
