@@ -20,6 +20,7 @@ from ._puts import PutHandler
 from ._puts_rules import Controller, PutRefusedError
 from ._pva import PvaServer
 from ._pvtable import (
+    GEOMETRY_PVS,
     Kind,
     NdArray,
     PvSpec,
@@ -33,6 +34,7 @@ from ._pvtable import (
 from ._screens import write_screens
 
 __all__ = [
+    "GEOMETRY_PVS",
     "STATUS_LABELS",
     "AlarmStatus",
     "Controller",

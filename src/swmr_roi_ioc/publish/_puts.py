@@ -58,7 +58,7 @@ class PutHandler:
         try:
             spec = self._specs.get(suffix)
             if spec is None:
-                raise PutRefusedError(f"{name}: no such PV")
+                raise PutRefusedError(f"{name}: no such writable PV")
             rule = spec.put
             if rule is None:
                 raise PutRefusedError(f"{name} is read-only")

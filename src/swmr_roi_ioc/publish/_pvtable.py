@@ -349,8 +349,8 @@ def _ioc(config: IocConfig) -> Iterator[PvSpec]:
     yield _lsi("RunUid_RBV", "uid of the bluesky run followed now", lambda s: s.run_uid)
     yield _lsi("PlanName_RBV", "plan name of the bluesky run followed now",
                lambda s: s.plan_name)  # fmt: skip
-    yield _ai("RunProgress_RBV", "frames declared / frames expected of the run",
-              lambda s: float(s.run_progress), precision=3)  # fmt: skip
+    yield _ai("RunProgress_RBV", "bluesky: frames declared / frames the run expects",
+              lambda s: round(s.run_progress, 1), units="%", precision=1)  # fmt: skip
 
 
 def pv_table(config: IocConfig) -> list[PvSpec]:

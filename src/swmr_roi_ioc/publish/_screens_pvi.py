@@ -161,15 +161,15 @@ def status_group(config: IocConfig) -> Group:
                 read_widget=ProgressBar(),
             ),
             _read("PutError", "Last refused put", f"{p}PutError_RBV", "why it was refused", text),
-            _read("Plan", "Plan", f"{p}PlanName_RBV", "the bluesky run followed now", text),
-            _read("RunUid", "Run uid", f"{p}RunUid_RBV", "its start document's uid", text),
-            _read(
-                "RunProgress",
-                "Run progress",
-                f"{p}RunProgress_RBV",
-                "frames declared/expected",
-                TextRead(precision=3),
-            ),  # fmt: skip
+            _read("Run", "Run", f"{p}RunUid_RBV", "bluesky source: the run's uid", text),
+            _read("Plan", "Plan", f"{p}PlanName_RBV", "bluesky source: the run's plan", text),
+            SignalR(
+                name="RunProgress",
+                label="Run progress",
+                read_pv=f"{p}RunProgress_RBV",
+                description="bluesky source: frames declared / frames expected, %",
+                read_widget=ProgressBar(),
+            ),
         ],
     )
 

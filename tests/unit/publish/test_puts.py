@@ -90,7 +90,7 @@ def _handler(access: WriteAccess | None = None) -> tuple[PutHandler, State, Reco
         ("1:Name", "  ", "must be 1..39 characters"),
         ("1:Total_RBV", 5.0, "1:Total_RBV is read-only"),
         ("Status_RBV", 0, "read-only"),
-        ("Nope", 1, "no such PV"),
+        ("Nope", 1, "no such writable PV"),
     ],
 )
 def test_a_bad_put_is_refused_with_its_reason(suffix: str, value: Any, reason: str) -> None:
