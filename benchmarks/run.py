@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     live_group = parser.add_mutually_exclusive_group()
     live_group.add_argument("--no-live", action="store_true", help="skip the live parts")
     live_group.add_argument("--live-only", action="store_true", help="only the live parts")
+    live_group.add_argument(
+        "--serving", action="store_true",
+        help="only serving: 50 CA and 10 PVA clients monitoring every PV at 500 frames/s",
+    )  # fmt: skip
     return parser
 
 
@@ -274,8 +278,25 @@ def _targets(rows: list[Row]) -> list[Target]:
     return targets
 
 
+def _serving(*, quick: bool) -> int:
+    """The serving parts alone: their rows and targets; 1 if a part failed to run."""
+    from benchmarks import serving
+
+    rows, targets, ran = serving.run(window=10.0 if quick else serving.WINDOW_S)
+    print("\nServing")
+    for row in rows:
+        print(f"  {row.group:<15} {row.label:<48} {row.text:<22} {row.note}")
+    print("\nTargets")
+    for target in targets:
+        print(f"  {target.status:<5} {target.name}: {target.measured} ({target.better} "
+              f"{target.threshold:g})")  # fmt: skip
+    return 0 if ran else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.serving:
+        return _serving(quick=args.quick)
     if args.compat:
         return compat_bench.main(["--quick"] if args.quick else [])
     frames = 100 if args.quick and args.frames == 2000 else args.frames

@@ -107,8 +107,6 @@ def _check(path: str) -> int:
     from swmr_roi_ioc.publish import pv_names
 
     config = load_config(path)
-    # building the PV groups makes caproto warn about large waveforms; not news here
-    logging.getLogger("caproto").setLevel(logging.ERROR)
     names = pv_names(config)
     print(f"{path}: ok, {len(config.rois)} ROIs, {len(names)} PVs")
     for name in names:
@@ -119,7 +117,6 @@ def _check(path: str) -> int:
 def _screens(config_path: str, directory: Path) -> int:
     from swmr_roi_ioc.publish import write_screens
 
-    logging.getLogger("caproto").setLevel(logging.ERROR)
     for path in write_screens(load_config(config_path), directory):
         print(path)
     return 0
@@ -218,8 +215,6 @@ def main(args: Sequence[str] | None = None) -> int:
         level=getattr(logging, ns.log_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # caproto logs every beacon failure; keep its chatter out of an operator's log
-    logging.getLogger("caproto").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         if ns.command == "schema":
             sys.stdout.write(config_schema_json())

@@ -181,7 +181,7 @@ def test_builder_steps_install_a_working_ioc(image_venv: ImageVenv) -> None:
     pip_check = run([bin_ / "python", "-m", "pip", "check"])
     assert pip_check.returncode == 0, pip_check.stdout
     # the runtime dependencies really are in the venv, not borrowed from ours
-    imports = run([bin_ / "python", "-c", "import caproto, p4p, aioca, h5py, hdf5plugin"])
+    imports = run([bin_ / "python", "-c", "import softioc, p4p, aioca, h5py, hdf5plugin"])
     assert imports.returncode == 0, imports.stderr
 
 

@@ -1,17 +1,11 @@
-"""Publishers: the caproto IOC (CA), its p4p mirror (PVA); later NeXus and screens."""
+"""Publishers: the EPICS IOC (one PV table; CA by softioc records, PVA by p4p),
+the NeXus writer and the Phoebus screens."""
 
-from ._ca import (
-    Controller,
-    PutRefusedError,
-    RoiIoc,
-    build_ioc,
-    map_capacity,
-    map_shape,
-    pv_names,
-)
-from ._ca_context import SafeContext
+from ._access import WriteAccess
+from ._ioc import Ioc
 from ._model import (
     STATUS_LABELS,
+    AlarmStatus,
     Geometry,
     LiveViews,
     RegionSnapshot,
@@ -21,31 +15,55 @@ from ._model import (
     StatValues,
 )
 from ._nexus import NexusAcquisition, NexusError, NexusRegion, nexus_path, write_nexus
-from ._pva import PvaMirror
+from ._publisher import Publisher
+from ._puts import PutHandler
+from ._puts_rules import Controller, PutRefusedError
+from ._pva import PvaServer
+from ._pvtable import (
+    GEOMETRY_PVS,
+    Kind,
+    NdArray,
+    PvSpec,
+    Source,
+    hist_capacity,
+    map_capacity,
+    map_shape,
+    pv_names,
+    pv_table,
+)
 from ._screens import write_screens
 
 __all__ = [
+    "GEOMETRY_PVS",
     "STATUS_LABELS",
+    "AlarmStatus",
     "Controller",
     "Geometry",
+    "Ioc",
+    "Kind",
     "LiveViews",
+    "NdArray",
     "NexusAcquisition",
     "NexusError",
     "NexusRegion",
+    "Publisher",
+    "PutHandler",
     "PutRefusedError",
-    "PvaMirror",
+    "PvSpec",
+    "PvaServer",
     "RegionSnapshot",
-    "RoiIoc",
-    "SafeContext",
     "Severity",
     "Snapshot",
+    "Source",
     "StatValues",
     "Status",
-    "build_ioc",
+    "WriteAccess",
+    "hist_capacity",
     "map_capacity",
     "map_shape",
     "nexus_path",
     "pv_names",
+    "pv_table",
     "write_nexus",
     "write_screens",
 ]

@@ -39,6 +39,15 @@ class Severity(IntEnum):
     INVALID = 3
 
 
+class AlarmStatus(IntEnum):
+    """EPICS alarm status (menuAlarmStat), the ones the IOC raises."""
+
+    NO_ALARM = 0
+    STATE = 7
+    LINK = 14
+    UDF = 17
+
+
 @dataclass(frozen=True)
 class Geometry:
     """A ROI as configured (setpoints) and as used (readbacks, clamped)."""

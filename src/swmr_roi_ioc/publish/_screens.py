@@ -38,7 +38,7 @@ from swmr_roi_ioc.stats import bin_factor
 
 from . import _screens_bob as bob
 from . import _screens_pvi as forms
-from ._ca import map_shape
+from ._pvtable import map_shape
 from ._screens_bob import GAP, MARGIN
 from ._screens_plots import live_view, map_panels, series_plots
 

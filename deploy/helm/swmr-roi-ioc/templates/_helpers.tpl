@@ -68,10 +68,10 @@ The instance config: config/ioc.yaml shipped in the chart.
 
 {{/*
 The liveness check, as Python source: read <prefix>Uptime_RBV over CA from
-the IOC in this network namespace with caproto's sync client (no caRepeater;
+the IOC in this network namespace with libca (aioca, a runtime dependency;
 LOGNAME because the client sends a user name and an arbitrary uid has none).
 */}}
 {{- define "swmr-roi-ioc.livenessCode" -}}
 {{- $pv := printf "%sUptime_RBV" (include "swmr-roi-ioc.prefix" .) -}}
-import os; os.environ.update(EPICS_CA_AUTO_ADDR_LIST="NO", EPICS_CA_ADDR_LIST={{ .Values.livenessProbe.addrList | toJson }}); os.environ.setdefault("LOGNAME", "liveness"); from caproto.sync.client import read; read({{ $pv | toJson }}, timeout=2, repeater=False)
+import os; os.environ.update(EPICS_CA_AUTO_ADDR_LIST="NO", EPICS_CA_ADDR_LIST={{ .Values.livenessProbe.addrList | toJson }}); os.environ.setdefault("LOGNAME", "liveness"); import asyncio; from aioca import caget; asyncio.run(caget({{ $pv | toJson }}, timeout=2))
 {{- end -}}
