@@ -26,9 +26,11 @@ from swmr_roi_ioc.publish import (
 from ._acquisition import CurrentAcquisition, Executor1
 from ._fixed_file import FixedFileSource
 from ._nexus_out import write_acquisition
+from ._pidfile import pid_file_written
 from ._plugin_source import PluginSource
 from ._recompute import recompute_forever
 from ._state import ServiceState
+from ._world import world_ready
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ class Service:
             ).run()
         else:
             source = _idle_source(self.state)
+        source = world_ready(self.state, source)
         tasks = [
             asyncio.create_task(context.run(), name="ca-server"),
             asyncio.create_task(
@@ -152,5 +155,5 @@ async def serve(config: IocConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
+    with pid_file_written(config), contextlib.suppress(asyncio.CancelledError):
         await task

@@ -1,6 +1,16 @@
 """ioc.yaml: pydantic models, loading with located errors, JSON schema."""
 
-from ._load import DATA_ROOT_ENV, ConfigError, ConfigIssue, load_config, parse_config
+from ._load import (
+    DATA_ROOT_ENV,
+    ConfigError,
+    ConfigIssue,
+    Locator,
+    load_config,
+    load_config_located,
+    located_issues,
+    parse_config,
+    parse_config_located,
+)
 from ._models import (
     AccessConfig,
     HistogramConfig,
@@ -11,21 +21,34 @@ from ._models import (
     ScanConfig,
     SourceConfig,
 )
+from ._paths import PathRefusedError, resolve_under
+from ._runtime import RUNTIME_DIR_ENV, pid_file
 from ._schema import config_schema
+from ._world import Finding, check_world
 
 __all__ = [
     "AccessConfig",
     "DATA_ROOT_ENV",
     "ConfigError",
     "ConfigIssue",
+    "Finding",
     "HistogramConfig",
     "IocConfig",
+    "Locator",
     "NexusConfig",
+    "PathRefusedError",
     "PublishConfig",
+    "RUNTIME_DIR_ENV",
     "RoiConfig",
     "ScanConfig",
     "SourceConfig",
+    "check_world",
     "config_schema",
     "load_config",
+    "load_config_located",
+    "located_issues",
     "parse_config",
+    "parse_config_located",
+    "pid_file",
+    "resolve_under",
 ]

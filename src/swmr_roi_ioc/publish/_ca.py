@@ -386,7 +386,7 @@ class RoiIoc(PVGroup):
     async def _publish_region(
         self, group: Any, region: RegionSnapshot, arrays: bool, stamp: float | None
     ) -> None:
-        severity = Severity.INVALID if region.stale else Severity.NO_ALARM
+        severity = region.stats_severity
         for suffix, attr in STAT_PVS.items():
             value = float(getattr(region.stats, attr))
             await self._put(getattr(group, suffix), value, severity, timestamp=stamp)

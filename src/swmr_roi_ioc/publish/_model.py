@@ -78,6 +78,16 @@ class RegionSnapshot:
     frame_shape: tuple[int, int] = (0, 0)
     #: the statistics are stale (error); publish them with an INVALID alarm
     stale: bool = False
+    #: the ROI lies outside the frame: clamped to one pixel at its edge (as
+    #: NDPluginROIStat does); its statistics carry a MINOR alarm
+    outside: bool = False
+
+    @property
+    def stats_severity(self) -> Severity:
+        """The alarm severity of this region's statistics PVs."""
+        if self.stale:
+            return Severity.INVALID
+        return Severity.MINOR if self.outside else Severity.NO_ALARM
 
 
 @dataclass(frozen=True, eq=False)

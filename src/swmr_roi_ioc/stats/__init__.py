@@ -6,6 +6,7 @@ from swmr_roi_ioc.stats._roi import (
     clamp_roi,
     compute_stats,
     frame_stats,
+    roi_outside,
     roi_stats,
 )
 from swmr_roi_ioc.stats._scan import ScanGeometry
@@ -22,5 +23,6 @@ __all__ = [
     "compute_stats",
     "frame_stats",
     "histogram",
+    "roi_outside",
     "roi_stats",
 ]
