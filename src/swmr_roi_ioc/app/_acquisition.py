@@ -252,7 +252,10 @@ class Acquisition:
             self._check_size()
             return self.follower.poll()
 
+        extent = self.follower.extent_complete
         self.complete = await self._run(blocking)
+        if (self.follower.extent_complete or 0) > (extent or 0):
+            self.last_new = time.monotonic()  # frames arrive, keys or not: no timeout
         return self.complete
 
     @property
