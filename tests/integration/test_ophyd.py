@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -144,3 +145,45 @@ def test_mv_then_count_reads_the_new_geometry(
     while call_in_bluesky_event_loop(roi.total.get_value()) != expected:
         assert time.monotonic() < deadline, "statistics never followed the geometry"
         time.sleep(0.2)
+
+
+def test_readme_runengine_example_runs_as_written(
+    tmp_path: Path, prefix: str, processes: list[Process]
+) -> None:
+    """README's RunEngine example, with only the prefix changed, in a fresh
+    Python process against a running IOC."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## In bluesky plans", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'SwmrRoiIoc("BL01C-DI-DCAM-01:ROI:", num_rois=3)' in code
+    code = code.replace("BL01C-DI-DCAM-01:ROI:", prefix)
+    data = tmp_path / "data"
+    data.mkdir()
+    rois = [*ROIS, {"name": "ROI3", "x": 200, "y": 100, "width": 60, "height": 60}]
+    config = write_config(
+        tmp_path / "ioc.yaml", prefix=prefix, data_root=data, file="scan.h5", rois=rois,
+        timeout=0.5,
+    )  # fmt: skip
+    processes.append(Process(swmr_roi_ioc("--log-level", "WARNING", "run", str(config))))
+    writer = Process(
+        swmr_roi_ioc("simulate", str(data / "scan.h5"), "--frames", "10", "--rate", "0",
+                     "--shape", "240", "320")
+    )  # fmt: skip
+    processes.append(writer)
+    assert writer.wait(60) == 0
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if caget_program("-t", f"{prefix}Status_RBV").strip() == "Finished":
+                break
+        except AssertionError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    example = Process([sys.executable, "-c", code])
+    processes.append(example)
+    assert example.wait(120) == 0, example.text
+    assert "descriptor" in example.text and "'roiioc-rois-1-min_x': 107" in example.text
+    assert _ca(f"{prefix}1:MinX_RBV") == 107
+    last = example.text.strip().splitlines()[-1]
+    assert float(last) > 0, example.text[-2000:]  # ROI 1's total, read outside a plan
