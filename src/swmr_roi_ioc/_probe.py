@@ -25,6 +25,8 @@ from pathlib import Path
 
 from swmr_roi_ioc.config import IocConfig, pid_file
 
+#: The IOC's uptime PV, after the prefix.
+UPTIME = "Uptime_RBV"
 #: Seconds between the two reads of the uptime (it is published once a second).
 ADVANCE_S = 1.5
 #: Channel Access protocol: commands and the minor version spoken.
@@ -143,11 +145,10 @@ def listening_ports(pid: int) -> list[int]:
     return ports
 
 
-def _uptime_pv(config: IocConfig) -> str:
-    from swmr_roi_ioc.publish import pv_names
-
-    # the PV table names it; the probe takes it from there
-    return next(n for n in pv_names(config) if n.endswith("Uptime_RBV"))
+def uptime_pv(config: IocConfig) -> str:
+    """The PV the probe reads (tests check it is one the IOC serves; the PV
+    table is not built here: that costs seconds, too many for a probe)."""
+    return f"{config.prefix}{UPTIME}"
 
 
 def probe(config: IocConfig, timeout: float = 5.0) -> tuple[bool, str]:
@@ -162,7 +163,7 @@ def probe(config: IocConfig, timeout: float = 5.0) -> tuple[bool, str]:
         ports = listening_ports(pid)
     except OSError:
         return False, f"{config.ioc_name}: process {pid} (from {path}) is not running"
-    pv = _uptime_pv(config)
+    pv = uptime_pv(config)
     problems: list[str] = []
     for port in ports:
         try:

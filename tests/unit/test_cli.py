@@ -87,3 +87,22 @@ def test_simulate_scan_writes_rows_times_cols(tmp_path: Path, args: list[str], f
         dset = f["/entry/data/data"]
         assert isinstance(dset, h5py.Dataset)
         assert dset.shape[0] == frames
+
+
+def test_probe_reads_a_pv_the_ioc_serves(tmp_path: Path) -> None:
+    from swmr_roi_ioc._probe import uptime_pv
+    from swmr_roi_ioc.config import load_config
+    from swmr_roi_ioc.publish import pv_names
+
+    config = load_config(ROOT / "ioc" / "ioc.yaml")
+    assert uptime_pv(config) in pv_names(config)
+
+
+def test_probe_without_a_running_ioc_exits_1(tmp_path: Path) -> None:
+    env = {**os.environ, "SWMR_ROI_RUNTIME_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "swmr_roi_ioc", "probe", str(ROOT / "ioc" / "ioc.yaml")],
+        capture_output=True, text=True, check=False, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "no pid file" in result.stderr and "not running here?" in result.stderr
