@@ -1,4 +1,4 @@
-"""pydantic models of ioc.yaml: the keys are the contract of DESIGN.md."""
+"""pydantic models of ioc.yaml; every field's description feeds the JSON schema."""
 
 from __future__ import annotations
 

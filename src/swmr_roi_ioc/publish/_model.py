@@ -1,7 +1,7 @@
 """What the publishers show: a plain snapshot of the service's state.
 
-The app builds a :class:`Snapshot` at the publish rate; every publisher (CA, and
-later PVA) turns it into PV values. Publishers never see frames.
+The app builds a :class:`Snapshot` at the publish rate; every publisher (CA and
+PVA, the web page) turns it into values. Publishers never see frames.
 """
 
 from __future__ import annotations
