@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import catchup, live
+from benchmarks import compat as compat_bench
 from benchmarks.measure import Sample, median_cpu_ms, median_fps, median_other, time_once
 from benchmarks.report import Row, Target, live_table, table, targets_table, write_json
 
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--frames", type=int, default=2000, help="frames per file (default 2000)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 frames, 2 repeats")
+    parser.add_argument(
+        "--compat",
+        action="store_true",
+        help="only the swmr_tools/multitables loops on their libraries vs our compat modules",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="rounds (default 3; quick 2)")
     parser.add_argument("--shape", type=int, nargs=2, default=(1216, 1936), metavar=("H", "W"))
     parser.add_argument(
@@ -270,6 +276,8 @@ def _targets(rows: list[Row]) -> list[Target]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.compat:
+        return compat_bench.main(["--quick"] if args.quick else [])
     frames = 100 if args.quick and args.frames == 2000 else args.frames
     repeats = args.repeats or (2 if args.quick else 3)
     shape = (int(args.shape[0]), int(args.shape[1]))
