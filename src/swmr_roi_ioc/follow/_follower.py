@@ -111,7 +111,7 @@ class KeyFollower:
             if finished_dataset is None
             else get_dataset(h5file, finished_dataset, "finished dataset")
         )
-        self._setup()
+        self._setup(keys_decide)
 
     @classmethod
     def of_datasets(
@@ -123,6 +123,7 @@ class KeyFollower:
         data_datasets: Sequence[h5py.Dataset] = (),
         scan_rank: int | None = None,
         poll_interval: float = 0.005,
+        keys_decide: bool = True,
     ) -> KeyFollower:
         """A follower of dataset objects already open (no file, no paths).
 
@@ -141,10 +142,10 @@ class KeyFollower:
         if not self._keys and not self._data:
             raise FollowError("nothing to follow: give key datasets or data datasets")
         self._finished_dset = finished_dataset
-        self._setup()
+        self._setup(keys_decide)
         return self
 
-    def _setup(self) -> None:
+    def _setup(self, keys_decide: bool) -> None:
         totals = [t.total for t in (*self._keys, *self._data) if t.total is not None]
         self._total: int | None = min(totals) if totals else None
         first = self._data[0] if self._data else self._keys[0]
