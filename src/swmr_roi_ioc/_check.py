@@ -132,10 +132,26 @@ def _file_to_check(config: IocConfig, given: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
+def _fixed_file_kind(config: IocConfig) -> list[Finding]:
+    """A fixed source.file that exists but is no regular file (a directory, a
+    FIFO): the service would wait on it for ever. Only ``check`` says so up
+    front; the running service reports it when opening fails."""
+    if config.source.file is None:
+        return []
+    try:
+        path = resolve_under(config.data_root, config.source.file)
+    except (PathRefusedError, OSError):
+        return []  # check_world says why
+    if path.exists() and not path.is_file():
+        return [Finding(("source", "file"), f"{path} is not a file")]
+    return []
+
+
 def check(config_path: str, data_file: str | None = None) -> tuple[IocConfig, list[ConfigIssue]]:
     """Every issue with a config (schema errors raise ConfigError as usual)."""
     config, locate = load_config_located(config_path)
     findings = check_world(config)
+    findings.extend(_fixed_file_kind(config))
     path = _file_to_check(config, data_file)
     if path is not None:
         if not path.is_file():

@@ -219,7 +219,11 @@ def test_image_runs_as_any_uid_and_passes_its_healthcheck(
     env.update(image_env)
     env["HOME"] = str(work / "no-home")  # does not exist: nothing may need it
     env["SWMR_ROI_DATA_ROOT"] = str(data)  # as the helm chart sets it
-    env["SWMR_ROI_RUNTIME_DIR"] = str(work)  # the pid file: not shared with other tests' IOCs
+    # the pid file, in a directory of this test's own (as the image's /tmp: any uid writes)
+    pids = work / "runtime"
+    pids.mkdir()
+    pids.chmod(0o1777)
+    env["SWMR_ROI_RUNTIME_DIR"] = str(pids)
 
     (entrypoint,) = [exec_form(i.args) for i in runtime if i.keyword == "ENTRYPOINT"]
     (cmd,) = [exec_form(i.args) for i in runtime if i.keyword == "CMD"]

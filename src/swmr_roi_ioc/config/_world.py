@@ -47,12 +47,9 @@ def check_world(config: IocConfig) -> list[Finding]:
     file = config.source.file
     if file is not None and root_ok:
         try:
-            path = resolve_under(root, file)
+            resolve_under(root, file)
         except PathRefusedError as exc:
             out.append(Finding(("source", "file"), f"{exc}: it would never be opened"))
-        else:
-            if path.exists() and not path.is_file():
-                out.append(Finding(("source", "file"), f"{path} is not a file"))
     out.extend(_nexus(config))
     return out
 
