@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import catchup, live
+from benchmarks import catchup, compute, live
 from benchmarks import compat as compat_bench
 from benchmarks.measure import Sample, median_cpu_ms, median_fps, median_other, time_once
 from benchmarks.report import Row, Target, live_table, table, targets_table, write_json
@@ -317,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(Row("references", "swmr_tools", "ref: swmr_tools DataSource", "reference",
                         note=f"unavailable: {swmr_tools_error}"))  # fmt: skip
     targets = _targets(rows) if variants else []
+    compute_rows: list[Row] = []
+    if not args.live_only:  # the statistics kernel and the publish snapshot, no I/O
+        compute_rows, compute_targets = compute.run(shape, args.quick)
+        targets += compute_targets
     live_rows: list[Row] = []
     if not args.no_live:
         live_rows, live_targets = live.run(live.LiveContext(workdir, shape, args.quick))
@@ -335,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
               "uint8 unless noted (latencies from the writer's flush, in ms)")  # fmt: skip
         print()
         print(live_table(live_rows))
-    rows += live_rows
+    rows += live_rows + compute_rows
     print()
     print("Targets:")
     print(targets_table(targets))

@@ -95,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
         "--keep", type=int, default=3, help="acquisitions kept on disk (older files deleted)"
     )
     demo.add_argument("--pause", type=float, default=3.0, help="seconds between acquisitions")
+    demo.add_argument(
+        "--web-port",
+        type=int,
+        default=None,
+        help="port of the live page (default: the config's web.port)",
+    )
+    demo.add_argument(
+        "--bluesky",
+        action="store_true",
+        help="a RunEngine scans the simulated camera; the IOC follows its documents (0MQ)",
+    )
 
     check = _sub(
         sub,
@@ -313,14 +324,19 @@ def _run_until_signal(coro: Coroutine[Any, Any, None]) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from swmr_roi_ioc._demo import run_demo
 
+    config = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
+    if args.bluesky:
+        from swmr_roi_ioc._demo_bluesky import run_bluesky_demo
+
+        return run_bluesky_demo(config, frames=args.frames, rate_hz=args.rate, directory=args.dir)
     if args.keep < 1:
         raise UsageError(f"--keep must be at least 1 (got {args.keep})")
-    config = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
     return run_demo(
         config,
         frames=args.frames,
         rate_hz=args.rate,
         directory=args.dir,
+        web_port=args.web_port,
         keep=args.keep,
         pause_s=args.pause,
     )

@@ -190,15 +190,19 @@ def run_demo(
     frames: int | None,
     rate_hz: float,
     directory: str | None,
+    web_port: int | None = None,
     keep: int = KEEP,
     pause_s: float = PAUSE_S,
 ) -> int:
-    """Run until Ctrl-C. ``directory`` becomes data_root."""
+    """Run until Ctrl-C. ``directory`` becomes data_root. The live page is on,
+    with editing."""
     with tempfile.TemporaryDirectory(prefix="swmr-roi-demo-") as tmp:
         root = Path(directory or tmp).resolve()
         root.mkdir(parents=True, exist_ok=True)
         os.environ[DATA_ROOT_ENV] = str(root)
         config = load_config(config_path) if config_path else _default_config()
+        web = {"enabled": True, "allow_edit": True, "port": web_port or config.web.port}
+        config = config.model_copy(update={"web": config.web.model_copy(update=web)})
         scan = config.scan.shape or (1, frames or 100)
         count = frames or scan[0] * scan[1]
         ctx = multiprocessing.get_context("spawn")
@@ -239,7 +243,9 @@ def run_demo(
         print(f"demo:       camonitor {prefix}1:Total_RBV {prefix}Status_RBV")
         if config.pva:
             print(f"demo:       pvget {prefix}1:Map    (an NTNDArray over PVAccess)")
-        print("demo: Ctrl-C to stop", flush=True)
+        from swmr_roi_ioc.publish.web import page_url  # bokeh: not in the camera's process
+
+        print(f"demo: live page {page_url(config)}   (Ctrl-C to stop)", flush=True)
         try:
             if config.source.file is not None:
                 asyncio.run(serve(config))

@@ -13,6 +13,7 @@ from ._load import (
 )
 from ._models import (
     AccessConfig,
+    BlueskyConfig,
     HistogramConfig,
     IocConfig,
     NexusConfig,
@@ -20,6 +21,8 @@ from ._models import (
     RoiConfig,
     ScanConfig,
     SourceConfig,
+    StompConfig,
+    WebConfig,
 )
 from ._paths import PathRefusedError, resolve_under
 from ._runtime import RUNTIME_DIR_ENV, pid_file
@@ -28,6 +31,7 @@ from ._world import Finding, check_world
 
 __all__ = [
     "AccessConfig",
+    "BlueskyConfig",
     "DATA_ROOT_ENV",
     "ConfigError",
     "ConfigIssue",
@@ -42,6 +46,8 @@ __all__ = [
     "RoiConfig",
     "ScanConfig",
     "SourceConfig",
+    "StompConfig",
+    "WebConfig",
     "check_world",
     "config_schema",
     "load_config",
