@@ -24,6 +24,7 @@ from swmr_roi_ioc.config import SourceConfig
 from swmr_roi_ioc.follow import FrameReader, KeyFollower, open_swmr, shared_dataset
 from swmr_roi_ioc.stats import FrameStats, Roi, compute_stats
 
+from ._keys_lag import KeysLag, keys_lag_mode, unique_id_lag
 from ._pipeline import FramePipeline
 from ._state import ServiceState
 
@@ -138,6 +139,8 @@ class Acquisition:
         self.done = 0
         #: frames complete in the file at the last poll
         self.complete = 0
+        #: configured keys, watched for lagging the data
+        self.keys_watch: KeysLag | None = None
         self.last_new = time.monotonic()
 
     @classmethod
@@ -166,17 +169,22 @@ class Acquisition:
                         f"{source.dataset} has shape {dset.shape}, not a stack of 2-D frames"
                     )
                 scan_rank = dset.ndim - 2
+                keys = list(source.keys) if use_keys else []
+                mode = keys_lag_mode(source.keys_lag, h5file)
                 follower = KeyFollower(
                     h5file,
-                    list(source.keys) if use_keys else [],
+                    keys,
                     timeout=source.timeout,
                     finished_dataset=source.finished,
                     dataset_paths=[source.dataset],
                     scan_rank=scan_rank,
+                    keys_decide=mode == "wait",
                 )
                 reader = FrameReader(source.dataset, h5file, scan_rank)
                 pipeline = FramePipeline(state, reader, h5file, follower)
-                return cls(path, h5file, follower, pipeline, run, fd)
+                acquisition = cls(path, h5file, follower, pipeline, run, fd)
+                acquisition.keys_watch = KeysLag(keys, mode) if keys else None
+                return acquisition
             except Exception:
                 if fd >= 0:
                     os.close(fd)
@@ -197,6 +205,13 @@ class Acquisition:
     def keys_lag(self) -> bool:
         """NDArrayUniqueId was not yet flushed for the last frame processed."""
         return self._pipeline.keys_lag
+
+    def lag_remark(self) -> str:
+        """StatusMessage's remark on keys lagging the data ('' if they do not)."""
+        if self.keys_watch is not None:
+            f = self.follower
+            return self.keys_watch.describe(f.keys_complete, f.extent_complete)
+        return unique_id_lag() if self.keys_lag else ""
 
     def _check_size(self) -> None:
         """Reader thread: raise TruncatedError while the file is shorter than
@@ -237,7 +252,10 @@ class Acquisition:
             self._check_size()
             return self.follower.poll()
 
+        extent = self.follower.extent_complete
         self.complete = await self._run(blocking)
+        if (self.follower.extent_complete or 0) > (extent or 0):
+            self.last_new = time.monotonic()  # frames arrive, keys or not: no timeout
         return self.complete
 
     @property

@@ -178,8 +178,8 @@ class FixedFileSource:
                 return None
 
     def _following(self, acq: Acquisition) -> str:
-        lag = " (keys lag the data: NDAttributeChunk)" if acq.keys_lag else ""
-        return f"Following {acq.path}: {acq.done} frames{lag}"
+        lag = acq.lag_remark()
+        return f"Following {acq.path}: {acq.done} frames" + (f"; {lag}" if lag else "")
 
     async def _follow(
         self, acq: Acquisition, identity: FileIdentity
@@ -242,6 +242,7 @@ class FixedFileSource:
                 poll = POLL_MIN
                 self._state.set_status(Status.FOLLOWING, self._following(acq))
                 continue
+            self._state.set_status(Status.FOLLOWING, self._following(acq))  # a lag, maybe
             now = time.monotonic()
             if acq.follower.finished:
                 self._state.set_status(

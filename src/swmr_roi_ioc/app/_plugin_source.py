@@ -162,12 +162,8 @@ class PluginSource:
             await self._current.replace(None)
 
     def _following(self, acq: Acquisition) -> str:
-        lag = (
-            " (attribute keys lag the data: NDAttributeChunk; following by extent)"
-            if acq.keys_lag
-            else ""
-        )
-        return f"Following {acq.path}: {acq.done} frames{lag}"
+        lag = acq.lag_remark()
+        return f"Following {acq.path}: {acq.done} frames" + (f"; {lag}" if lag else "")
 
     async def _follow_open(
         self, acq: Acquisition, name: str, generation: int, *, live: bool

@@ -22,9 +22,11 @@ from ._acquisition import CurrentAcquisition, Executor1
 from ._bluesky_source import BlueskySource
 from ._fixed_file import FixedFileSource
 from ._nexus_out import write_acquisition
+from ._pidfile import pid_file_written
 from ._plugin_source import PluginSource
 from ._recompute import recompute_forever
 from ._state import ServiceState
+from ._world import world_ready
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ class Service:
             source = BlueskySource(self.state, self._executor, self.current, self._finished).run()
         else:
             source = _idle_source(self.state)
+        source = world_ready(self.state, source)
         tasks = [
             asyncio.create_task(
                 _publish_forever(self.ioc.publisher, self.state, self.config.publish.rate_hz),
@@ -177,5 +180,5 @@ async def serve(config: IocConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
+    with pid_file_written(config), contextlib.suppress(asyncio.CancelledError):
         await task

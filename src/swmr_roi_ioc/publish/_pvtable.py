@@ -206,9 +206,13 @@ def _region(index: int | None, config: IocConfig) -> Iterator[PvSpec]:
         return snap.rois[index]
 
     def stale(snap: Snapshot) -> tuple[Severity, AlarmStatus]:
-        if region(snap).stale:
-            return (Severity.INVALID, AlarmStatus.UDF)
-        return (Severity.NO_ALARM, AlarmStatus.NO_ALARM)
+        # INVALID when stale; MINOR (STATE) for a ROI clamped to nothing
+        severity = region(snap).stats_severity
+        status = {
+            Severity.NO_ALARM: AlarmStatus.NO_ALARM,
+            Severity.INVALID: AlarmStatus.UDF,
+        }.get(severity, AlarmStatus.STATE)
+        return (severity, status)
 
     for suffix, attr in STAT_PVS.items():
         yield _ai(
