@@ -9,7 +9,6 @@ against the frame size, the key and finished datasets. No frame is read.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -173,8 +172,6 @@ def run_check(config_path: str, data_file: str | None = None) -> int:
     if errors:
         print(f"{config_path}: {errors} error(s): it would not work here", file=sys.stderr)
         return 2
-    # building the PV groups makes caproto warn about large waveforms; not news here
-    logging.getLogger("caproto").setLevel(logging.ERROR)
     names = pv_names(config)
     checked = _file_to_check(config, data_file)
     against = f", checked against {os.fspath(checked)}" if checked else ""
