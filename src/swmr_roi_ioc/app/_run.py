@@ -6,24 +6,25 @@ import asyncio
 import contextlib
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from caproto import get_server_address_list
 
 from swmr_roi_ioc.config import IocConfig
+from swmr_roi_ioc.engine import WorkerPool
 from swmr_roi_ioc.publish import (
     LiveViews,
     PvaMirror,
     RoiIoc,
     SafeContext,
+    Severity,
     Status,
     build_ioc,
     map_shape,
     write_screens,
 )
 
-from ._acquisition import CurrentAcquisition, Executor1
+from ._acquisition import CurrentAcquisition
 from ._fixed_file import FixedFileSource
 from ._nexus_out import write_acquisition
 from ._plugin_source import PluginSource
@@ -78,28 +79,47 @@ async def _idle_source(state: ServiceState) -> None:
 class Service:
     """One running IOC: the CA server, the publisher and the source."""
 
-    def __init__(self, config: IocConfig) -> None:
+    def __init__(self, config: IocConfig, pool: WorkerPool | None = None) -> None:
         self.config = config
         self.state = ServiceState(config)
         self.ioc = build_ioc(config, controller=self.state)
         self.pva = PvaMirror(self.ioc, map_shape(config)) if config.pva else None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdf5")
+        engine = config.engine
+        self.pool = pool or WorkerPool(engine.workers, engine.stall_timeout)
+        self.pool.on_blocked = self._blocked
         self.current = CurrentAcquisition()
         self._config_text = config.model_dump_json(indent=2)
 
     async def _finished(self) -> None:
         """An acquisition ended: its NeXus file."""
-        await write_acquisition(self.state, Executor1(self._executor), self._config_text)
+        await write_acquisition(self.state, self.pool, self._config_text)
+
+    def _blocked(self, path: str, seconds: float, stalled: bool) -> None:
+        """The engine's watchdog: reads of ``path`` have not returned for ``seconds``."""
+        if stalled:
+            self.state.set_status(
+                Status.ERROR,
+                f"Reading {path} has not returned for {seconds:.0f} s (its file system "
+                "does not answer); worker replaced, waiting for it",
+            )
+        else:
+            self.state.set_status(
+                self.state.status,
+                f"Reads of {path} blocked for {seconds:.0f} s (its file system does not "
+                "answer); waiting for them",
+                Severity.MINOR,
+            )
 
     async def run(self) -> None:
         """Serve until cancelled; every task is cancelled and awaited on the way out."""
         context = SafeContext(self.ioc.pvdb, get_server_address_list())
+        await self.pool.start()
         src = self.config.source
         if src.file is not None:
-            source = FixedFileSource(self.state, self._executor, self.current, self._finished).run()
+            source = FixedFileSource(self.state, self.pool, self.current, self._finished).run()
         elif src.plugin_prefix is not None:
             source = PluginSource(
-                self.state, self._executor, src.plugin_prefix, self.current, self._finished
+                self.state, self.pool, src.plugin_prefix, self.current, self._finished
             ).run()
         else:
             source = _idle_source(self.state)
@@ -128,7 +148,7 @@ class Service:
                     await task
             with contextlib.suppress(Exception):
                 await self.current.replace(None)
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            await self.pool.close()
 
 
 def _write_screens(config: IocConfig) -> None:
@@ -145,8 +165,11 @@ def _write_screens(config: IocConfig) -> None:
 
 async def serve(config: IocConfig) -> None:
     """Run the IOC until SIGINT/SIGTERM."""
+    engine = config.engine
+    pool = WorkerPool(engine.workers, engine.stall_timeout)
+    pool.spawn()  # the workers start while the screens and records are made
     await asyncio.to_thread(_write_screens, config)
-    service = Service(config)
+    service = Service(config, pool)
     task = asyncio.create_task(service.run(), name="service")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -3,6 +3,7 @@
 from ._load import DATA_ROOT_ENV, ConfigError, ConfigIssue, load_config, parse_config
 from ._models import (
     AccessConfig,
+    EngineConfig,
     HistogramConfig,
     IocConfig,
     NexusConfig,
@@ -18,6 +19,7 @@ __all__ = [
     "DATA_ROOT_ENV",
     "ConfigError",
     "ConfigIssue",
+    "EngineConfig",
     "HistogramConfig",
     "IocConfig",
     "NexusConfig",

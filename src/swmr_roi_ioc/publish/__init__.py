@@ -1,4 +1,5 @@
-"""Publishers: the caproto IOC (CA), its p4p mirror (PVA); later NeXus and screens."""
+"""Publishers: the caproto IOC (CA), its p4p mirror (PVA), the screens (the NeXus
+file is written by the engine's workers: it needs HDF5)."""
 
 from ._ca import (
     Controller,
@@ -20,7 +21,6 @@ from ._model import (
     Status,
     StatValues,
 )
-from ._nexus import NexusAcquisition, NexusError, NexusRegion, nexus_path, write_nexus
 from ._pva import PvaMirror
 from ._screens import write_screens
 
@@ -29,9 +29,6 @@ __all__ = [
     "Controller",
     "Geometry",
     "LiveViews",
-    "NexusAcquisition",
-    "NexusError",
-    "NexusRegion",
     "PutRefusedError",
     "PvaMirror",
     "RegionSnapshot",
@@ -44,8 +41,6 @@ __all__ = [
     "build_ioc",
     "map_capacity",
     "map_shape",
-    "nexus_path",
     "pv_names",
-    "write_nexus",
     "write_screens",
 ]
