@@ -19,7 +19,7 @@ import pytest
 from aioca import FORMAT_TIME, caget
 
 from tests.conftest import Process, swmr_roi_ioc
-from tests.integration.helpers import message_of, read_frames, wait_for, write_config
+from tests.integration.helpers import message_of, read_frames, truth, wait_for, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aioca_cleanup")]
 
@@ -212,3 +212,34 @@ async def test_file_server_hang(
     np.testing.assert_array_equal(series, totals)  # every frame exactly once
     await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 2, 10)  # Following again
     assert (await caget(f"{prefix}1:Total_RBV", format=FORMAT_TIME)).severity == 0
+
+
+@pytest.mark.parametrize(
+    ("dtype", "compression"), [("uint8", "none"), ("uint16", "bslz4"), ("uint16", "none")]
+)
+async def test_parallel_catch_up_equals_numpy(
+    tmp_path: Path, prefix: str, processes: list[Process], dtype: str, compression: str
+) -> None:
+    """A file found already long is caught up by both workers in parallel,
+    applied in frame order: every frame's statistics equal numpy's."""
+    data = tmp_path / "data"
+    data.mkdir()
+    h5 = data / "scan.h5"
+    frames = 1500
+    args = ["--frames", str(frames), "--rate", "0", "--dtype", dtype,
+            "--compression", compression, "--scan", "30", "50"]  # fmt: skip
+    writer = Process(swmr_roi_ioc("simulate", str(h5), *args))
+    processes.append(writer)
+    assert writer.wait(120) == 0
+    ioc = start_ioc(tmp_path, prefix, processes, timeout=1.0)
+    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v == frames, 120)
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == FINISHED, 30)
+    got = read_frames(h5)
+    want = truth(got, 10, 20, 40, 30, bgd=2)
+    for stat, pv in [("total", "TSTotal"), ("net", "TSNet"), ("min", "TSMinValue"),
+                     ("max", "TSMaxValue"), ("mean", "TSMeanValue")]:  # fmt: skip
+        series = np.asarray(await caget(f"{prefix}1:{pv}", count=frames))
+        np.testing.assert_allclose(series, want[stat], rtol=1e-12, err_msg=stat)
+    frame_total = np.asarray(await caget(f"{prefix}Frame:TSTotal", count=frames))
+    np.testing.assert_array_equal(frame_total, got.astype(np.float64).sum(axis=(1, 2)))
+    assert not loaded_hdf5(ioc.proc.pid)

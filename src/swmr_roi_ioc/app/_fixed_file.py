@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -49,11 +50,18 @@ class FileIdentity:
         )
 
 
+async def _identity(path: Path) -> FileIdentity | None:
+    """``FileIdentity.of`` in a thread: a stat on a hung file server blocks
+    that thread, never the event loop (CA and PVA keep answering)."""
+    return await asyncio.to_thread(FileIdentity.of, path)
+
+
 class _FixedFileHooks:
     """The lifecycle's hooks for a configured path: no wake-ups (polled), no
     declared end (the file's own ``finished`` dataset, or source.timeout
     without a new frame); abandoned when the path disappears or names
-    another file."""
+    another file (seen by a stat every STAT_INTERVAL in a thread: use as
+    ``async with``)."""
 
     use_keys = True
     scan_from_file = True
@@ -62,7 +70,24 @@ class _FixedFileHooks:
         self.path = path
         #: the identity seen last (its mtime and size move on while written)
         self.identity = identity
+        self._seen: FileIdentity | None = identity
         self._timeout = timeout
+        self._watch: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _FixedFileHooks:
+        self._watch = asyncio.create_task(self._look(), name="stat-source")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+
+    async def _look(self) -> None:
+        while True:
+            self._seen = await _identity(self.path)
+            await asyncio.sleep(STAT_INTERVAL)
 
     def bound(self) -> int | None:
         return None
@@ -78,7 +103,7 @@ class _FixedFileHooks:
         return self._timeout
 
     def abandoned(self) -> Abandon | None:
-        current = FileIdentity.of(self.path)
+        current = self._seen
         if current is None:
             return Abandon("disappeared", error=True)
         if self.identity.replaced_by(current):
@@ -107,20 +132,23 @@ class FixedFileSource:
         """Forever: wait, follow, finish; the caller cancels it."""
         while True:
             try:
-                path = resolve_under(self._state.config.data_root, self._configured)
+                path = await asyncio.to_thread(
+                    resolve_under, self._state.config.data_root, self._configured
+                )
             except PathRefusedError as exc:
                 self._state.set_status(Status.ERROR, str(exc))
                 await asyncio.sleep(5.0)
                 continue
             hooks = _FixedFileHooks(path, await self._wait_for(path), self._cfg.timeout)
-            outcome = await self._lifecycle.run_file(hooks)
+            async with hooks:
+                outcome = await self._lifecycle.run_file(hooks)
             if outcome in (Outcome.REWRITTEN, Outcome.NOT_OPENED):
                 continue  # another file at the path now (or not yet readable)
             if outcome is Outcome.ABANDONED and hooks.abandoned() is not None:
                 continue  # replaced (or gone: waited for at the top)
             # the writer may have closed the file since the last look
             identity = hooks.identity
-            current = FileIdentity.of(path)
+            current = await _identity(path)
             if current is not None and not identity.replaced_by(current):
                 identity = current
             await self._wait_for_replacement(path, identity, whole=outcome is Outcome.LOST)
@@ -128,7 +156,7 @@ class FixedFileSource:
     async def _wait_for(self, path: Path) -> FileIdentity:
         announced = False
         while True:
-            identity = FileIdentity.of(path)
+            identity = await _identity(path)
             if identity is not None:
                 return identity
             if not announced:
@@ -144,7 +172,7 @@ class FixedFileSource:
         ``whole``, a file modified in place counts only once it has no hole
         (one with a hole is the truncated one its writer goes on writing)."""
         while True:
-            current = FileIdentity.of(path)
+            current = await _identity(path)
             if current is not None and identity.replaced_by(current):
                 return
             if current is not None and current.mtime > identity.mtime:

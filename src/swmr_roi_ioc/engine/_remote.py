@@ -10,6 +10,7 @@ next call opens the file again in the replacement worker and goes on from
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 HOP_FRAMES = 256
 #: ... and at most this many bytes of frames (a hop must stay far below BLOCKED_S).
 HOP_BYTES = 256 * 2**20
+#: A backlog of at least this many hops is shared with the other workers.
+PARALLEL_HOPS = 2
 #: The worker that follows live; reading again (a ROI change) uses the next.
 LIVE_WORKER = 0
 READ_AGAIN_WORKER = 1
@@ -68,6 +71,9 @@ class RemoteAcquisition:
         self._slots_path = os.path.join(pool.slots_dir, f"{self._key}.frames")
         self._slots: FrameSlots | None = None
         self._open_in_worker = False
+        #: helper handles of this file in the other workers (catch-up), by worker
+        self._helpers: dict[int, RemoteAcquisition] = {}
+        self.parallel = True
         self._opened: Opened | None = None
         self._first_frame = spec.first_frame
         self._closed = False
@@ -131,19 +137,57 @@ class RemoteAcquisition:
         self.scan_extent = polled.scan_extent
         return self.complete
 
-    async def process(self) -> int:
-        """Process up to HOP_FRAMES (HOP_BYTES) complete frames; returns how many."""
-        if self.complete <= self.done:
-            return 0
-        await self._ensure_open()
+    def _hop(self) -> int:
         assert self._opened is not None
         shape = self._opened.frame_shape
         frame_bytes = max(1, shape[0] * shape[1] * self._opened.itemsize)
-        first = self.done
-        stop = min(self.complete, first + max(1, min(HOP_FRAMES, HOP_BYTES // frame_bytes)))
+        return max(1, min(HOP_FRAMES, HOP_BYTES // frame_bytes))
+
+    async def process(self) -> int:
+        """Process up to a hop (HOP_FRAMES, HOP_BYTES) of complete frames per
+        worker; returns how many. A backlog (a file found long, after a pause)
+        is cut into one hop per worker, processed in parallel, and applied in
+        frame order; live frames go to this file's own worker at once."""
+        if self.complete <= self.done:
+            return 0
+        await self._ensure_open()
+        first, hop = self.done, self._hop()
+        parts = 1
+        if self.parallel and self._pool.size > 1:
+            parts = min(self._pool.size, (self.complete - first) // hop)
+            parts = parts if parts >= PARALLEL_HOPS else 1
         rois = self._sink.rois_for_next_batch()
-        processed = await self._call("process", self._key, first, stop, rois)
-        assert isinstance(processed, Processed)
+        ranges = [
+            (first + i * hop, min(self.complete, first + (i + 1) * hop)) for i in range(parts)
+        ]
+        calls = [self._call("process", self._key, *ranges[0], rois)]
+        calls += [self._helper_part(i, *ranges[i], rois) for i in range(1, parts)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for (start, _), result in zip(ranges, results, strict=True):
+            if isinstance(result, BaseException) or self.done != start:
+                if isinstance(result, BaseException) and start == first:
+                    raise result  # nothing applied: the lifecycle retries
+                if isinstance(result, BaseException):
+                    log.debug("catch-up part from %d failed: %s", start, result)
+                break  # a later part failed or stopped short: done as far as in order
+            assert isinstance(result, Processed)
+            self._apply(result)
+        self.last_new = time.monotonic()
+        return self.done - first
+
+    async def _helper_part(
+        self, index: int, start: int, stop: int, rois: list[Roi | None]
+    ) -> object:
+        worker = (self._worker + index) % self._pool.size
+        helper = self._helpers.get(worker)
+        if helper is None:
+            helper = RemoteAcquisition(self._pool, self._spec, self._sink, worker)
+            helper._slots_path = ""  # noqa: SLF001 - same class; helpers show no frames
+            self._helpers[worker] = helper
+        await helper._ensure_open()  # noqa: SLF001 - same class
+        return await helper._call("catch_up", helper._key, start, stop, rois)  # noqa: SLF001
+
+    def _apply(self, processed: Processed) -> None:
         for batch in processed.batches:
             latest = None
             if batch.slot is not None and self._slots is not None:
@@ -152,8 +196,6 @@ class RemoteAcquisition:
         self.done = processed.done
         self.keys_lag = processed.keys_lag
         self._first_frame = self._first_frame or processed.first_frame
-        self.last_new = time.monotonic()
-        return self.done - first
 
     async def drain(self) -> None:
         """One last poll, then every complete frame (the writer has finished)."""
@@ -186,10 +228,13 @@ class RemoteAcquisition:
         return fresh
 
     async def close(self) -> None:
-        """Close the file in its worker (again: a no-op)."""
+        """Close the file in its worker (again: a no-op), and its helpers."""
         if self._closed:
             return
         self._closed = True
+        helpers, self._helpers = list(self._helpers.values()), {}
+        for helper in helpers:
+            await helper.close()
         try:
             if self._open_in_worker:
                 await self._pool.call(self._worker, "close", self._key)

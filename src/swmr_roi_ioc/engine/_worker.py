@@ -38,6 +38,7 @@ class Worker:
             "open": self.open,
             "poll": lambda key: self._files[key].poll(),
             "process": self.process,
+            "catch_up": self.catch_up,
             "roi_stats": self.roi_stats,
             "check_same": lambda key: self._files[key].check_same_file(),
             "close": self.close,
@@ -55,6 +56,11 @@ class Worker:
         followed = self._files[key]
         done, batches = followed.process(first, stop, rois)
         return Processed(done, batches, followed.keys_lag, followed.first_frame)
+
+    def catch_up(self, key: int, first: int, stop: int, rois: list[Roi | None]) -> Processed:
+        """A helper's part of a catch-up: see the file as it is now, then process."""
+        self._files[key].poll()
+        return self.process(key, first, stop, rois)
 
     def roi_stats(self, key: int, start: int, stop: int, roi: Roi) -> Any:
         return self._files[key].roi_stats(start, stop, roi)
