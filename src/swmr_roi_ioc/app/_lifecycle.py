@@ -242,7 +242,8 @@ class Lifecycle:
             except READ_ERRORS as exc:
                 now = time.monotonic()
                 first_failure = first_failure or now
-                late = now - first_failure > OPEN_GRACE_S
+                # a worker lost (killed when stuck): said at once, with an alarm
+                late = now - first_failure > OPEN_GRACE_S or isinstance(exc, WorkerLostError)
                 # a file under construction fails for a while; one that keeps
                 # failing is broken, and that is an Error with an alarm
                 if late and isinstance(exc, NotSwmrFileError):
