@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import catchup, endtoend, live
+from benchmarks import catchup, compute, endtoend, live
+from benchmarks import compat as compat_bench
 from benchmarks.measure import Sample, median_cpu_ms, median_fps, median_other, time_once
 from benchmarks.report import Row, Target, live_table, table, targets_table, write_json
 
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--frames", type=int, default=2000, help="frames per file (default 2000)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 frames, 2 repeats")
+    parser.add_argument(
+        "--compat",
+        action="store_true",
+        help="only the swmr_tools/multitables loops on their libraries vs our compat modules",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="rounds (default 3; quick 2)")
     parser.add_argument("--shape", type=int, nargs=2, default=(1216, 1936), metavar=("H", "W"))
     parser.add_argument(
@@ -310,6 +316,8 @@ def _targets(rows: list[Row]) -> list[Target]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.compat:
+        return compat_bench.main(["--quick"] if args.quick else [])
     frames = 100 if args.quick and args.frames == 2000 else args.frames
     repeats = args.repeats or (2 if args.quick else 3)
     shape = (int(args.shape[0]), int(args.shape[1]))
@@ -351,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(Row("references", "swmr_tools", "ref: swmr_tools DataSource", "reference",
                         note=f"unavailable: {swmr_tools_error}"))  # fmt: skip
     targets = _targets(rows) if variants else []
+    compute_rows: list[Row] = []
+    if not args.live_only:  # the statistics kernel and the publish snapshot, no I/O
+        compute_rows, compute_targets = compute.run(shape, args.quick)
+        targets += compute_targets
     live_rows: list[Row] = []
     if not args.no_live:
         live_rows, live_targets = live.run(live.LiveContext(workdir, shape, args.quick))
@@ -369,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
               "uint8 unless noted (latencies from the writer's flush, in ms)")  # fmt: skip
         print()
         print(live_table(live_rows))
-    rows += live_rows
+    rows += live_rows + compute_rows
     print()
     print("Targets (issue 5):")
     print(targets_table(targets))

@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=10.0, help="frames per second")
     demo.add_argument("--dir", default=None, help="data directory (default: a temp dir)")
     demo.add_argument("--config", default=None, help="config (default: ioc/ioc.yaml)")
+    demo.add_argument("--web-port", type=int, default=None, help="port of the live page")
+    demo.add_argument(
+        "--bluesky",
+        action="store_true",
+        help="a RunEngine scans the simulated camera; the IOC follows its documents (0MQ)",
+    )
 
     check = sub.add_parser("check", help="validate a config and print its PVs")
     check.add_argument("config")
@@ -196,7 +202,13 @@ def _demo(args: argparse.Namespace) -> int:
     from swmr_roi_ioc._demo import run_demo
 
     config = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).exists() else None)
-    return run_demo(config, frames=args.frames, rate_hz=args.rate, directory=args.dir)
+    if args.bluesky:
+        from swmr_roi_ioc._demo_bluesky import run_bluesky_demo
+
+        return run_bluesky_demo(config, frames=args.frames, rate_hz=args.rate, directory=args.dir)
+    return run_demo(
+        config, frames=args.frames, rate_hz=args.rate, directory=args.dir, web_port=args.web_port
+    )
 
 
 def main(args: Sequence[str] | None = None) -> int:

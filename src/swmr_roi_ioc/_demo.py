@@ -147,14 +147,22 @@ async def _run_with_camera(config: IocConfig, root: Path, frames: int, rate_hz: 
 
 
 def run_demo(
-    config_path: str | None, *, frames: int | None, rate_hz: float, directory: str | None
+    config_path: str | None,
+    *,
+    frames: int | None,
+    rate_hz: float,
+    directory: str | None,
+    web_port: int | None = None,
 ) -> int:
-    """Run until Ctrl-C. ``directory`` becomes data_root."""
+    """Run until Ctrl-C. ``directory`` becomes data_root. The live page is on,
+    with editing."""
     with tempfile.TemporaryDirectory(prefix="swmr-roi-demo-") as tmp:
         root = Path(directory or tmp).resolve()
         root.mkdir(parents=True, exist_ok=True)
         os.environ[DATA_ROOT_ENV] = str(root)
         config = load_config(config_path) if config_path else _default_config()
+        web = {"enabled": True, "allow_edit": True, "port": web_port or config.web.port}
+        config = config.model_copy(update={"web": config.web.model_copy(update=web)})
         scan = config.scan.shape or (1, frames or 100)
         count = frames or scan[0] * scan[1]
         ctx = multiprocessing.get_context("spawn")
@@ -191,7 +199,10 @@ def run_demo(
         print(f"demo: {what}: {count} frames at {rate_hz:g} Hz, acquisitions in a loop")
         print(f"demo: IOC prefix {prefix}")
         print(f"demo: try   caget {prefix}ArrayCounter_RBV {prefix}1:Total_RBV")
-        print(f"demo:       caget -S {prefix}StatusMessage_RBV    (Ctrl-C to stop)", flush=True)
+        print(f"demo:       caget -S {prefix}StatusMessage_RBV")
+        from swmr_roi_ioc.publish.web import page_url  # bokeh: not in the camera's process
+
+        print(f"demo: live page {page_url(config)}   (Ctrl-C to stop)", flush=True)
         try:
             if config.source.file is not None:
                 asyncio.run(serve(config))

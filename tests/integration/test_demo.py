@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from pathlib import Path
 
 import h5py
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from swmr_roi_ioc.config import load_config
-from tests.conftest import Process, swmr_roi_ioc
+from tests.conftest import Process, _free_port, swmr_roi_ioc
 from tests.integration.helpers import caget_program
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aioca_cleanup")]
@@ -33,10 +34,11 @@ async def test_demo_counter_climbs_and_total_matches_file(
     config = load_config(ROOT / "ioc" / "ioc.yaml")
     prefix = config.prefix
     roi = config.rois[0]
+    web_port = _free_port()
     demo = Process(
         swmr_roi_ioc(
             "--log-level", "WARNING", "demo", "--dir", str(tmp_path), "--rate", "20",
-            "--frames", "60",
+            "--frames", "60", "--web-port", str(web_port),
         ),
     )  # fmt: skip
     processes.append(demo)
@@ -51,6 +53,10 @@ async def test_demo_counter_climbs_and_total_matches_file(
         await asyncio.sleep(0.5)
     assert len(set(counters)) >= 3 and counters == sorted(counters), counters
     assert f"caget {prefix}ArrayCounter_RBV" in demo.text
+    url = f"http://127.0.0.1:{web_port}/"
+    assert f"live page {url}" in demo.text
+    with urllib.request.urlopen(url, timeout=30) as page:  # served by the demo itself
+        assert "/static/js/bokeh" in page.read().decode()
 
     # Total_RBV of ROI 1 is numpy's sum over ROI 1 of frame ArrayCounter - 1 of
     # the file followed. Read counter, total, file, counter; retry until no
@@ -71,3 +77,36 @@ async def test_demo_counter_climbs_and_total_matches_file(
     h5 = Path(path)
     assert h5.parent == tmp_path.resolve()
     assert total == _frame_roi_sum(h5, before - 1, roi.x, roi.y, roi.width, roi.height)
+
+
+@pytest.mark.timeout(240)
+def test_demo_bluesky_follows_the_run_engines_scans(
+    tmp_path: Path, processes: list[Process]
+) -> None:
+    prefix = load_config(ROOT / "ioc" / "ioc.yaml").prefix
+    demo = Process(
+        swmr_roi_ioc(
+            "--log-level", "WARNING", "demo", "--bluesky", "--dir", str(tmp_path),
+            "--rate", "50", "--frames", "100",
+        ),
+    )  # fmt: skip
+    processes.append(demo)
+    deadline = time.monotonic() + 180
+    state: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            state = caget_program(
+                "-t", "-S", f"{prefix}Status_RBV", f"{prefix}PlanName_RBV",
+                f"{prefix}ArrayCounter_RBV", f"{prefix}MapSizeX_RBV", f"{prefix}MapSizeY_RBV",
+            ).split()  # fmt: skip
+        except AssertionError:
+            pass  # not serving yet
+        if state[:3] == ["Finished", "demo_snake_fly", "80"]:
+            break
+        time.sleep(0.5)
+    # the default config's 40 columns, rows from --frames (2 x 40): the map's
+    # shape comes from the run's scan_spec
+    assert state == ["Finished", "demo_snake_fly", "80", "40", "2"], (state, demo.text[-2000:])
+    path = Path(caget_program("-t", "-S", f"{prefix}FilePath_RBV").strip())
+    assert path.parent == tmp_path.resolve() and path.name.startswith("demo")
+    assert "RunUid_RBV" in demo.text

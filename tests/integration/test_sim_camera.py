@@ -9,6 +9,8 @@ camera runs in its own process; the file is checked with h5py and numpy.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-from aioca import DBR_CHAR_STR, caget, caput
+from aioca import DBR_CHAR, DBR_CHAR_STR, DBR_ENUM, DBR_LONG, FORMAT_CTRL, caget, caput
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
@@ -33,6 +35,7 @@ from ophyd_async.epics.adaravis import AravisDetector
 from ophyd_async.epics.adcore import ADWriterFactory
 
 from swmr_roi_ioc.sim import camera_frame_options, frame_pattern
+from tests.conftest import epics_bin, epics_run_env
 
 pytestmark = [pytest.mark.integration]
 
@@ -165,6 +168,17 @@ def test_fly_scan_prepare_kickoff_complete(
     assert call_in_bluesky_event_loop(driver.num_images.get_value(), timeout=10) == 30
 
 
+async def _stop(pv: str) -> None:
+    """A put of 0 to a busy record whose put of 1 (with callback) is pending here.
+
+    Without callback, as ophyd-async's ``stop_busy_record`` (``wait=non_zero``):
+    an EPICS IOC queues a channel's put callbacks one behind the other, so a
+    stop with callback on the channel of the pending start would wait for it.
+    """
+    await caput(pv, 0, wait=False)
+    await _wait_for(pv, 0)
+
+
 async def _wait_for(pv: str, expected: Any, timeout: float = 20.0, **kw: Any) -> Any:
     deadline = time.monotonic() + timeout
     value: Any = None
@@ -229,7 +243,7 @@ async def test_stream_capture_over_ca_numcapture_filenumber_swmr(
             np.testing.assert_array_equal(frame, frame_pattern(int(unique_id) - 1, OPTIONS))
 
     assert await caget(f"{cam}Acquire_RBV") == 1  # Continuous: still acquiring
-    await caput(f"{cam}Acquire", 0, wait=True)
+    await _stop(f"{cam}Acquire")
     await asyncio.wait_for(acquire, 10)
     assert await caget(f"{cam}DetectorState_RBV", datatype=str) == "Idle"
 
@@ -272,8 +286,140 @@ async def test_trigger_mode_on_waits_until_acquire_is_stopped(
     await asyncio.sleep(0.3)
     assert await caget(f"{cam}ArrayCounter_RBV") == 0  # no trigger, no frame
     assert not acquire.done()
-    await caput(f"{cam}Acquire", 0, wait=True)
+    await _stop(f"{cam}Acquire")
     await asyncio.wait_for(acquire, 10)
     assert await caget(f"{cam}DetectorState_RBV", datatype=str) == "Idle"
     assert await caget(f"{cam}Acquire_RBV") == 0
     assert await caget(f"{cam}Acquire") == 0
+
+
+async def _capture_frames(cam: str, hdf: str) -> None:
+    """One Stream capture of NumImages frames: Capture=1, Acquire=1, both complete."""
+    capture = asyncio.create_task(caput(f"{hdf}Capture", 1, wait=True, timeout=30))
+    await _wait_for(f"{hdf}Capture_RBV", 1)
+    await caput(f"{cam}Acquire", 1, wait=True, timeout=30)
+    await asyncio.wait_for(capture, 30)
+    assert await caget(f"{hdf}Capture_RBV") == 0
+
+
+async def test_autoincrement_off_recreates_the_same_path_and_a_locking_reader_blocks_it(
+    camera: tuple[str, Path], aioca_cleanup: None
+) -> None:
+    """NDFileHDF5 with AutoIncrement off: every capture creates the same path again
+    (H5F_ACC_TRUNC) with HDF5's default file locking, so a reader holding the file
+    open with locking makes the capture fail (and loses the file), one opened with
+    locking=False does not."""
+    assert "HDF5_USE_FILE_LOCKING" not in os.environ, "the test needs HDF5's default locking"
+    prefix, data = camera
+    cam, hdf = f"{prefix}cam1:", f"{prefix}HDF1:"
+    await _wait_for(f"{hdf}PortName_RBV", "HDF1")
+    await caput(f"{hdf}FileTemplate", "%s%s.h5", datatype=DBR_CHAR_STR, wait=True)
+    await caput(f"{hdf}FileName", "same", datatype=DBR_CHAR_STR, wait=True)
+    for pv, value in [
+        (f"{hdf}AutoIncrement", "No"),
+        (f"{hdf}LazyOpen", "Yes"),
+        (f"{hdf}NumCapture", 3),
+        (f"{cam}ImageMode", "Multiple"),
+        (f"{cam}NumImages", 3),
+    ]:
+        await caput(pv, value, wait=True)
+    path = data / "same.h5"
+
+    await _capture_frames(cam, hdf)
+    _assert_frames(path, 1, 3)
+    await _capture_frames(cam, hdf)  # the same name again, rewritten from scratch
+    assert await caget(f"{hdf}FullFileName_RBV", datatype=DBR_CHAR_STR) == str(path)
+    assert await caget(f"{hdf}FileNumber") == 0
+    assert await caget(f"{hdf}WriteStatus") == 0
+    _assert_frames(path, 4, 3)
+
+    # a reader with locking=False does not stop it
+    with h5py.File(path, "r", libver="latest", swmr=True, locking=False):
+        await _capture_frames(cam, hdf)
+        assert await caget(f"{hdf}WriteStatus") == 0, await caget(
+            f"{hdf}WriteMessage", datatype=DBR_CHAR_STR
+        )
+    _assert_frames(path, 7, 3)
+
+    # a reader with HDF5's default locking: the camera's create fails, after its
+    # O_TRUNC has emptied the file (HDF5 locks once the file is open)
+    with h5py.File(path, "r", libver="latest", swmr=True):
+        await _capture_frames(cam, hdf)
+        assert await caget(f"{hdf}WriteStatus") == 1
+        message = await caget(f"{hdf}WriteMessage", datatype=DBR_CHAR_STR)
+        assert "lock" in message and str(path) in message, message
+    assert path.stat().st_size == 0
+
+
+async def test_a_busy_capture_is_stopped_by_another_client_put_with_callback(
+    camera: tuple[str, Path], aioca_cleanup: None
+) -> None:
+    """ADCore's busy record over real clients: aioca's put callback of Capture=1
+    stays pending while capturing; EPICS base ``caput -c`` of 0 from another
+    client completes at once and ends it, and then the first put completes."""
+    prefix, _ = camera
+    hdf = f"{prefix}HDF1:"
+    await _wait_for(f"{hdf}PortName_RBV", "HDF1")
+    await caput(f"{hdf}LazyOpen", "Yes", wait=True)
+    start = asyncio.create_task(caput(f"{hdf}Capture", 1, wait=True, timeout=30))
+    await _wait_for(f"{hdf}Capture_RBV", 1)
+    await asyncio.sleep(0.5)
+    assert not start.done()  # NumCapture 0: captures until stopped
+
+    def caput_program(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(epics_bin("caput")), *args],
+            env=epics_run_env(),
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+
+    stop = await asyncio.to_thread(caput_program, "-c", "-w", "10", f"{hdf}Capture", "0")
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert stop.stdout.split()[-1] == "Done", stop.stdout
+    await asyncio.wait_for(start, 10)
+    assert await caget(f"{hdf}Capture_RBV") == 0
+    assert await caget(f"{hdf}Capture") == 0
+    # the hidden record that holds the put callback is not for clients
+    refused = await asyncio.to_thread(caput_program, "-w", "5", f"{hdf}Capture_Busy", "1")
+    assert "write request failed" in refused.stdout + refused.stderr, refused
+
+
+#: NDFileHDF5 PVs that clients (this project's plugin watcher, beamline scripts)
+#: read beyond ophyd-async's device, with ADCore's record types:
+#: (name, DBR type, element count, enum strings)
+_PLUGIN_PVS = [
+    ("FullFileName_RBV", DBR_CHAR, 1024, None),
+    ("FilePath_RBV", DBR_CHAR, 1024, None),
+    ("WriteMessage", DBR_CHAR, 1024, None),
+    ("WriteStatus", DBR_ENUM, 1, ["Write OK", "Write error"]),
+    ("Capture_RBV", DBR_ENUM, 1, ["Done", "Capturing"]),
+    ("FlushNow", DBR_ENUM, 1, ["Done", "Flush"]),
+    ("SWMRMode_RBV", DBR_ENUM, 1, ["Off", "On"]),
+    ("SWMRActive_RBV", DBR_ENUM, 1, ["Off", "Active"]),
+    ("FileWriteMode_RBV", DBR_ENUM, 1, ["Single", "Capture", "Stream"]),
+    ("AutoIncrement_RBV", DBR_ENUM, 1, ["No", "Yes"]),
+    ("Compression_RBV", DBR_ENUM, 1, "None N-bit szip zlib Blosc BSLZ4 LZ4 JPEG".split()),
+    ("NumCaptured_RBV", DBR_LONG, 1, None),
+    ("SWMRCbCounter_RBV", DBR_LONG, 1, None),
+    ("ArrayCounter_RBV", DBR_LONG, 1, None),
+    ("NumFramesFlush_RBV", DBR_LONG, 1, None),
+    ("NDAttributeChunk_RBV", DBR_LONG, 1, None),
+    ("NumExtraDims_RBV", DBR_LONG, 1, None),
+    ("ExtraDimSizeN_RBV", DBR_LONG, 1, None),
+    ("ExtraDimSizeX_RBV", DBR_LONG, 1, None),
+]
+
+
+async def test_plugin_pvs_have_adcore_record_types(
+    camera: tuple[str, Path], aioca_cleanup: None
+) -> None:
+    prefix, _ = camera
+    hdf = f"{prefix}HDF1:"
+    await _wait_for(f"{hdf}PortName_RBV", "HDF1")
+    for name, dbr, count, enums in _PLUGIN_PVS:
+        value = await caget(f"{hdf}{name}", format=FORMAT_CTRL)
+        assert (value.datatype, value.element_count) == (dbr, count), name
+        assert getattr(value, "enums", None) == enums, name

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from caproto import get_server_address_list
 
@@ -24,7 +25,11 @@ from swmr_roi_ioc.publish import (
     write_screens,
 )
 
+if TYPE_CHECKING:
+    from swmr_roi_ioc.publish.web import WebPage
+
 from ._acquisition import CurrentAcquisition
+from ._bluesky_source import BlueskySource
 from ._fixed_file import FixedFileSource
 from ._nexus_out import write_acquisition
 from ._plugin_source import PluginSource
@@ -72,7 +77,9 @@ async def _publish_forever(
 
 
 async def _idle_source(state: ServiceState) -> None:
-    state.set_status(Status.IDLE, "No source configured (source.file and plugin_prefix are null)")
+    state.set_status(
+        Status.IDLE, "No source configured (source.file, plugin_prefix and bluesky are null)"
+    )
     await asyncio.Event().wait()
 
 
@@ -89,6 +96,13 @@ class Service:
         self.pool.on_blocked = self._blocked
         self.current = CurrentAcquisition()
         self._config_text = config.model_dump_json(indent=2)
+
+    def _web_page(self) -> WebPage:
+        """The live page (bokeh is imported only when it is enabled). Its edits
+        go through a put path with the CA putters' rules and access."""
+        from swmr_roi_ioc.publish.web import ControllerPutPath, WebPage
+
+        return WebPage(self.config, self.state, ControllerPutPath(self.config, self.state))
 
     async def _finished(self) -> None:
         """An acquisition ended: its NeXus file."""
@@ -121,6 +135,8 @@ class Service:
             source = PluginSource(
                 self.state, self.pool, src.plugin_prefix, self.current, self._finished
             ).run()
+        elif src.bluesky is not None:
+            source = BlueskySource(self.state, self.pool, self.current, self._finished).run()
         else:
             source = _idle_source(self.state)
         tasks = [
@@ -136,6 +152,8 @@ class Service:
         ]
         if self.pva is not None:
             tasks.append(asyncio.create_task(self.pva.serve(), name="pva-server"))
+        if self.config.web.enabled:
+            tasks.append(asyncio.create_task(self._web_page().serve(), name="web-page"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:

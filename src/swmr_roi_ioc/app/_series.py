@@ -1,6 +1,7 @@
 """One region's per-frame statistics for a whole acquisition, stored exactly
 and compactly: chunks of CHUNK_FRAMES frames, float64 while written, sealed
-into the narrowest coding that gives every value back bit for bit."""
+into the narrowest coding that gives every value back bit for bit; and its
+published views (maps, time series), updated for the frames written only."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import numpy as np
 from swmr_roi_ioc.publish import StatValues
 from swmr_roi_ioc.stats import FrameStats, ScanGeometry
 
-SERIES_KEYS = ("total", "net", "min", "max", "mean")
-
+from ._views import SERIES_KEYS, MapView, SeriesWindow
 
 #: Frames per chunk of a region's per-frame statistics.
 CHUNK_FRAMES = 4096
@@ -140,6 +140,11 @@ class RegionSeries:
     as integers, net = total or mean = total / pixel count when that gives
     every value back bit for bit). A later write (a recomputed ROI) opens a
     sealed chunk again. Memory grows by whole chunks, never by doubling.
+
+    The maps (:meth:`placed`) and the time series (:meth:`series`) asked for
+    are kept up to date by every write, for the written frames only; they are
+    rebuilt from the store only when first asked for, after a Reset, or when
+    the scan geometry or the series length changes.
     """
 
     def __init__(self, name: str) -> None:
@@ -152,10 +157,16 @@ class RegionSeries:
         #: first frame shown in series and map (moves on Reset)
         self.origin = 0
         self.latest = StatValues()
+        #: statistic -> its map; the time series window
+        self._maps: dict[str, MapView] = {}
+        self._window: SeriesWindow | None = None
+        #: changes whenever a map or the time series may have changed
+        self.generation = 0
 
     def clear(self, origin: int) -> None:
         self.origin = origin
         self.latest = StatValues()
+        self._rebuild_views()
 
     def restart(self) -> None:
         self._chunks = []
@@ -163,6 +174,27 @@ class RegionSeries:
         self.count = 0
         self.origin = 0
         self.latest = StatValues()
+        self._rebuild_views()
+
+    def _rebuild_views(self) -> None:
+        self.generation += 1
+        self._maps = {key: self._map_from_store(key, view.scan) for key, view in self._maps.items()}
+        if self._window is not None:
+            self._window = self._window_from_store(self._window.length)
+
+    def _map_from_store(self, key: str, scan: ScanGeometry) -> MapView:
+        view = MapView(scan, self.origin)
+        stop = min(self.count, scan.size)
+        if stop > self.origin:
+            view.write(self.origin, self.read(key, self.origin, stop))
+        return view
+
+    def _window_from_store(self, length: int) -> SeriesWindow:
+        window = SeriesWindow(length, self.origin, self.count)
+        first = window.first
+        if first < self.count:
+            window.write(first, np.stack([self.read(k, first, self.count) for k in SERIES_KEYS]))
+        return window
 
     @property
     def nbytes(self) -> int:
@@ -192,6 +224,13 @@ class RegionSeries:
             assert chunk is not None
             chunk.seal()
             self._open.discard(k)
+        if n and (self._maps or self._window is not None):
+            self.generation += 1
+            values = np.stack([getattr(stats, key) for key in SERIES_KEYS])
+            for key, view in self._maps.items():
+                view.write(start, values[SERIES_KEYS.index(key)])
+            if self._window is not None:
+                self._window.write(start, values)
         if live and n:
             self.latest = StatValues(
                 total=float(stats.total[-1]),
@@ -214,27 +253,21 @@ class RegionSeries:
         return out
 
     def series(self, length: int) -> dict[str, np.ndarray]:
-        """Acquisition order since origin; the latest ``length`` when longer."""
-        first = max(self.origin, self.count - length)
-        out: dict[str, np.ndarray] = {}
-        for key in SERIES_KEYS:
-            shown = np.full(length, np.nan)
-            part = self.read(key, first, self.count)
-            shown[: len(part)] = part
-            out[key] = shown
-        return out
+        """Acquisition order since origin; the latest ``length`` when longer.
+        Read-only arrays, never written again (the same ones while nothing changed)."""
+        if self._window is None or self._window.length != length:
+            self.generation += 1
+            self._window = self._window_from_store(length)
+        return self._window.shown()
 
     def placed(self, key: str, scan: ScanGeometry) -> np.ndarray:
-        """``key`` of every frame since origin placed on the scan grid (NaN elsewhere)."""
-        grid = np.full(scan.size, np.nan)
-        stop = min(self.count, scan.size)  # later frames lie outside the grid
-        if stop <= self.origin:
-            return grid
-        indices = np.arange(self.origin, stop, dtype=np.int64)
-        cells = scan.cells(indices)
-        inside = cells >= 0
-        grid[cells[inside]] = self.read(key, self.origin, stop)[inside]
-        return grid
+        """``key`` of every frame since origin placed on the scan grid (NaN
+        elsewhere; later frames lie outside it). Read-only, never written again."""
+        view = self._maps.get(key)
+        if view is None or view.scan != scan:
+            self.generation += 1
+            view = self._maps[key] = self._map_from_store(key, scan)
+        return view.array()
 
     def full(self) -> dict[str, np.ndarray]:
         """Every frame's statistics (copies), for the NeXus file."""

@@ -1,14 +1,17 @@
 """The service's live state: counters, per-frame statistics, and what they show.
 
 Every frame's statistics are kept for the whole acquisition (five numbers per
-region per frame); time series and maps are views of them, built at the
-publish rate. A retroactive ROI change therefore only rewrites that ROI's
-numbers. Written by the reader thread (a batch at a time) and by PV puts on
-the event loop; read by the publisher. One lock; short critical sections.
+region per frame); time series and maps are views of them, updated for the
+new frames only, so a snapshot costs the same at any frame count. A
+retroactive ROI change therefore only rewrites that ROI's numbers (and the
+cells of its views those frames touch). Written by the reader thread (a
+batch at a time) and by PV puts on the event loop; read by the publisher.
+One lock; short critical sections.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
@@ -56,6 +59,16 @@ class RecomputeRequest:
     acquisition: int
 
 
+@functools.lru_cache(maxsize=1024)
+def _clamped(g: Geometry, shape: tuple[int, int]) -> Geometry:
+    """The readback of a ROI: clamped to the frame (cached: asked for at every
+    publish, for every ROI)."""
+    if shape[0] <= 0:
+        return g
+    c = clamp_roi(Roi(g.x, g.y, g.width, g.height, g.background_width), shape)
+    return Geometry(c.x, c.y, c.width, c.height, c.background_width, g.use)
+
+
 class ServiceState:
     """Everything the publishers show, and the ROI geometry the pipeline uses."""
 
@@ -97,6 +110,9 @@ class ServiceState:
         self._acquisition = 0
         self._born = time.monotonic()
         self.started = ""
+        self._run_uid = ""
+        self._plan_name = ""
+        self._run_progress = 0.0
         #: bumped by every change a publisher could show (see :attr:`version`)
         self._version = 0
 
@@ -180,6 +196,37 @@ class ServiceState:
                 self.scan = ScanGeometry((rows, cols), self.config.scan.snake)
                 self._generation += 1
                 self._version += 1
+
+    def set_scan_geometry(self, geometry: ScanGeometry) -> None:
+        """The map geometry a run describes (only when ioc.yaml sets none);
+        a map larger than the waveforms keeps only the rows that fit."""
+        if self.config.scan.shape is not None:
+            return
+        if geometry.size > self._capacity:
+            rows = max(1, self._capacity // min(geometry.cols, self._capacity))
+            cols = min(geometry.cols, self._capacity)
+            order = geometry.order
+            if order is not None:
+                row, col = np.divmod(order, geometry.cols)
+                order = np.where((order >= 0) & (row < rows) & (col < cols), row * cols + col, -1)
+            geometry = ScanGeometry((rows, cols), geometry.snake, order)
+        if geometry != self.scan:
+            with self._lock:
+                self.scan = geometry
+                self._generation += 1
+                self._version += 1
+
+    def set_run(self, uid: str, plan_name: str) -> None:
+        """The bluesky run followed (RunUid_RBV, PlanName_RBV); progress restarts."""
+        with self._lock:
+            self._version += 1
+            self._run_uid, self._plan_name, self._run_progress = uid, plan_name, 0.0
+
+    def set_run_progress(self, percent: float) -> None:
+        """RunProgress_RBV: frames declared by the run / frames it expects, in %."""
+        with self._lock:
+            self._version += percent != self._run_progress
+            self._run_progress = percent
 
     def set_frames_written(self, count: int) -> None:
         with self._lock:
@@ -358,31 +405,29 @@ class ServiceState:
         return self._frame_generation
 
     def _readback(self, index: int) -> Geometry:
-        g = self._rois[index]
-        shape = self._frame_shape
-        if shape[0] <= 0:
-            return g
-        c = clamp_roi(Roi(g.x, g.y, g.width, g.height, g.background_width), shape)
-        return Geometry(c.x, c.y, c.width, c.height, c.background_width, g.use)
+        return _clamped(self._rois[index], self._frame_shape)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             regions = [*self._regions, self._frame]
             snaps: list[RegionSnapshot] = []
+            max_map = self._frame.placed("max", self.scan)
             for i, region in enumerate(regions):
+                # incremental views: no cost for frames already shown
                 grid = region.placed("total", self.scan)
+                series = region.series(self._ts_len)
                 snaps.append(
                     RegionSnapshot(
                         name=region.name,
                         stats=region.latest,
-                        series=region.series(self._ts_len),
+                        series=series,
                         map=grid,
                         readback=self._readback(i) if i < len(self._rois) else None,
                         frame_shape=self._frame_shape,
                         stale=self._stale,
+                        generation=region.generation,
                     )
                 )
-            max_map = self._frame.placed("max", self.scan)
             message, severity = self._message, self._severity
             if self._note:
                 message = f"{message}; {self._note}"
@@ -407,6 +452,9 @@ class ServiceState:
                 uptime=time.monotonic() - self._born,
                 arrays_generation=self._generation,
                 stats_time=self._stats_time,
+                run_uid=self._run_uid,
+                plan_name=self._plan_name,
+                run_progress=self._run_progress,
             )
 
     def acquisition_record(self) -> tuple[list[RegionRecord], int]:

@@ -3,6 +3,7 @@
 from ._load import DATA_ROOT_ENV, ConfigError, ConfigIssue, load_config, parse_config
 from ._models import (
     AccessConfig,
+    BlueskyConfig,
     EngineConfig,
     HistogramConfig,
     IocConfig,
@@ -11,11 +12,14 @@ from ._models import (
     RoiConfig,
     ScanConfig,
     SourceConfig,
+    StompConfig,
+    WebConfig,
 )
 from ._schema import config_schema
 
 __all__ = [
     "AccessConfig",
+    "BlueskyConfig",
     "DATA_ROOT_ENV",
     "ConfigError",
     "ConfigIssue",
@@ -27,6 +31,8 @@ __all__ = [
     "RoiConfig",
     "ScanConfig",
     "SourceConfig",
+    "StompConfig",
+    "WebConfig",
     "config_schema",
     "load_config",
     "parse_config",

@@ -19,6 +19,53 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StompConfig(_Model):
+    """A STOMP broker that carries bluesky documents (blueapi's DataEvents)."""
+
+    host: str = Field(default="localhost", min_length=1, description="Broker host.")
+    port: int = Field(default=61613, ge=1, le=65535, description="Broker STOMP port.")
+    topic: str = Field(
+        default="public.worker.event",
+        min_length=1,
+        description="Topic the documents are published on (blueapi: public.worker.event).",
+    )
+    user: str | None = Field(default=None, description="Login; null: none.")
+    password_env: str | None = Field(
+        default=None,
+        description=(
+            "Name of the environment variable holding the password (the password "
+            "itself never goes into this file)."
+        ),
+    )
+
+
+class BlueskyConfig(_Model):
+    """Follow bluesky runs: the run's documents name the file and its complete frames."""
+
+    stomp: StompConfig | None = Field(
+        default=None,
+        description="Documents as blueapi DataEvents from a STOMP broker.",
+    )
+    zmq: str | None = Field(
+        default=None,
+        description="Or: 'host:port' of a bluesky 0MQ proxy's output (JSON serializer).",
+        pattern=r"^[^:\s]+:[0-9]{1,5}$",
+    )
+    data_key: str | None = Field(
+        default=None,
+        description=(
+            "data_key of the detector to follow; null: the first StreamResource of "
+            "mimetype application/x-hdf5 whose frames are 2-D."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> Self:
+        if (self.stomp is None) == (self.zmq is None):
+            raise ValueError("set exactly one of stomp or zmq")
+        return self
+
+
 class SourceConfig(_Model):
     """Where the frames come from."""
 
@@ -55,11 +102,29 @@ class SourceConfig(_Model):
         default=5.0,
         description="Seconds with no new frame after which the acquisition is Finished.",
     )
+    bluesky: BlueskyConfig | None = Field(
+        default=None,
+        description=(
+            "Or: follow bluesky runs (StreamResource / StreamDatum documents over "
+            "STOMP or 0MQ). Exclusive with file and plugin_prefix."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if self.file is not None and self.plugin_prefix is not None:
-            raise ValueError("set either file or plugin_prefix, not both")
+        given = [
+            name
+            for name, value in (
+                ("file", self.file),
+                ("plugin_prefix", self.plugin_prefix),
+                ("bluesky", self.bluesky),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(
+                f"set either file, plugin_prefix or bluesky, not more (got {' and '.join(given)})"
+            )
         return self
 
     @field_validator("dataset", "finished")
@@ -206,6 +271,28 @@ class AccessConfig(_Model):
     )
 
 
+class WebConfig(_Model):
+    """The live page in a browser, served from the IOC's own process."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Serve the live page: maps, image with the ROIs, histogram, status.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the page listens on; 0.0.0.0 for every interface.",
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port of the page.")
+    allow_edit: bool = Field(
+        default=False,
+        description=(
+            "Let the page move and resize the ROIs and Reset, as CA puts would "
+            "(access.write_hosts applies to the browser's address)."
+        ),
+    )
+
+
 class IocConfig(_Model):
     """One instance of swmr-roi-ioc: the whole of ioc.yaml."""
 
@@ -243,6 +330,7 @@ class IocConfig(_Model):
     access: AccessConfig = Field(
         default_factory=AccessConfig, description="Write access control by host and user."
     )
+    web: WebConfig = Field(default_factory=WebConfig, description="The live page in a browser.")
     screens_dir: str | None = Field(
         default=None,
         description=(

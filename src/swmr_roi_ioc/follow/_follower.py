@@ -89,7 +89,7 @@ class KeyFollower:
             key_paths = [key_paths]
         if isinstance(dataset_paths, str):
             dataset_paths = [dataset_paths]
-        self.h5file = h5file
+        self.h5file: h5py.File | None = h5file
         self.timeout = float(timeout)
         self.poll_interval = float(poll_interval)
         self.finished_dataset = finished_dataset
@@ -104,6 +104,40 @@ class KeyFollower:
             if finished_dataset is None
             else get_dataset(h5file, finished_dataset, "finished dataset")
         )
+        self._setup()
+
+    @classmethod
+    def of_datasets(
+        cls,
+        key_datasets: Sequence[h5py.Dataset],
+        timeout: float = 10.0,
+        finished_dataset: h5py.Dataset | None = None,
+        *,
+        data_datasets: Sequence[h5py.Dataset] = (),
+        scan_rank: int | None = None,
+        poll_interval: float = 0.005,
+    ) -> KeyFollower:
+        """A follower of dataset objects already open (no file, no paths).
+
+        For callers holding their own handles (swmr_tools' 0.8+ interface):
+        the datasets are used as given, never opened again. Any object with
+        h5py's dataset interface (``shape``, ``maxshape``, slicing,
+        ``refresh()``) will do.
+        """
+        self = cls.__new__(cls)
+        self.h5file = None
+        self.timeout = float(timeout)
+        self.poll_interval = float(poll_interval)
+        self.finished_dataset = None if finished_dataset is None else _name(finished_dataset)
+        self._keys = [KeyTracker(_name(d), d) for d in key_datasets]
+        self._data = [ExtentTracker(_name(d), d, scan_rank) for d in data_datasets]
+        if not self._keys and not self._data:
+            raise FollowError("nothing to follow: give key datasets or data datasets")
+        self._finished_dset = finished_dataset
+        self._setup()
+        return self
+
+    def _setup(self) -> None:
         totals = [t.total for t in (*self._keys, *self._data) if t.total is not None]
         self._total: int | None = min(totals) if totals else None
         first = self._data[0] if self._data else self._keys[0]
@@ -115,6 +149,10 @@ class KeyFollower:
         self.complete = 0
         #: True once ``finished_dataset`` read non-zero or a fixed-size scan is done.
         self.finished = False
+        #: True once ``finished_dataset`` read non-zero (a finished scan stays
+        #: finished, also across :meth:`reset`).
+        self.finished_flag = False
+        self._warned_finished_size = False
         self._next = 0
 
     # -- polling ----------------------------------------------------------
@@ -126,7 +164,7 @@ class KeyFollower:
         are read. Transient HDF5 errors are retried briefly; a vanished
         dataset raises :class:`FollowError`.
         """
-        finished = self._read_finished()
+        finished = self.check_finished()
         counts = [
             call_with_retries(t.update, f"polling {t.path!r}", missing=self._missing(t.path))
             for t in (*self._keys, *self._data)
@@ -139,26 +177,40 @@ class KeyFollower:
             self.finished = True
         return complete
 
-    def _missing(self, path: str) -> _MissingCheck:
-        return _MissingCheck(self.h5file, path)
+    def _missing(self, path: str) -> _MissingCheck | None:
+        return None if self.h5file is None else _MissingCheck(self.h5file, path)
 
-    def _read_finished(self) -> bool:
+    def check_finished(self) -> bool:
+        """Read ``finished_dataset`` now; True once it has read non-zero.
+
+        The flag is sticky: a scan once finished stays finished. A finished
+        dataset must hold exactly one value: one of any other size is
+        ignored, with a warning in the log (as swmr_tools does).
+        """
         dset = self._finished_dset
-        if dset is None:
-            return False
+        if dset is None or self.finished_flag:
+            return self.finished_flag
 
         def read() -> bool:
             refresh(dset)
-            if dset.size == 0:
+            if dset.size != 1:
+                if not self._warned_finished_size:
+                    self._warned_finished_size = True
+                    _log.warning(
+                        "finished dataset %r holds %d values, not 1: ignored",
+                        self.finished_dataset,
+                        dset.size,
+                    )
                 return False
-            return bool(np.any(np.asarray(dset[()]) != 0))
+            return bool(np.asarray(dset[()]).reshape(-1)[0] != 0)
 
         assert self.finished_dataset is not None
-        return call_with_retries(
+        self.finished_flag = call_with_retries(
             read,
             f"reading finished dataset {self.finished_dataset!r}",
             missing=self._missing(self.finished_dataset),
         )
+        return self.finished_flag
 
     def _exhausted(self) -> bool:
         return self._total is not None and self.complete >= self._total
@@ -166,8 +218,17 @@ class KeyFollower:
     # -- iteration ---------------------------------------------------------
 
     def reset(self) -> None:
-        """Start iterating again from index 0."""
+        """Start iterating again from index 0, as a new follower would.
+
+        The keys (and data extents) are read again from the start at the next
+        poll, so keys set back to 0 count as incomplete; only a finished flag
+        already seen is kept (see :meth:`check_finished`).
+        """
         self._next = 0
+        self.complete = 0
+        for tracker in (*self._keys, *self._data):
+            tracker.done = 0
+        self.finished = self.finished_flag
 
     def _take(self) -> int | None:
         if self._next < self.complete:
@@ -211,6 +272,11 @@ class KeyFollower:
             if delay is None:
                 raise StopAsyncIteration
             await asyncio.sleep(delay)
+
+
+def _name(dset: h5py.Dataset) -> str:
+    name = getattr(dset, "name", None)
+    return name if isinstance(name, str) else repr(dset)
 
 
 class _MissingCheck:

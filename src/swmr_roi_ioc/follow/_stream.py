@@ -17,8 +17,9 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +32,7 @@ from ._errors import FollowError
 from ._extent import default_scan_rank
 from ._follower import KeyFollower
 from ._keys import get_dataset
+from ._planning import Claim, Planner, Pool, Source
 
 __all__ = ["BlockGuard", "BlockStream"]
 
@@ -38,162 +40,6 @@ _log = logging.getLogger(__name__)
 
 #: Default block: about this many bytes, a whole number of chunks.
 DEFAULT_BLOCK_BYTES = 8 * 2**20
-# Idle polls back off from the follower's poll_interval up to this (as KeyFollower).
-_MAX_IDLE_SLEEP = 0.05
-_BACKOFF_FACTOR = 1.5
-
-
-@dataclass(frozen=True)
-class _Claim:
-    """A block a worker reads: its sequence number and flat frame indices."""
-
-    seq: int
-    indices: NDArray[np.int64]
-    start: int
-    error: BaseException | None = None
-    result: Any = None
-
-
-class _Pool:
-    """A bounded set of buffer slots; ``acquire`` blocks while all are out."""
-
-    def __init__(self, count: int) -> None:
-        self._free = list(range(count))
-        self._cond = threading.Condition()
-        self._closed = False
-        self.count = count
-
-    def acquire(self) -> int | None:
-        with self._cond:
-            while not self._free and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                return None
-            return self._free.pop()
-
-    def release(self, slot: int) -> None:
-        with self._cond:
-            self._free.append(slot)
-            self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    @property
-    def free(self) -> int:
-        with self._cond:
-            return len(self._free)
-
-
-class _Source:
-    """How many frames are complete, waiting for more the way KeyFollower does."""
-
-    def __init__(self, follower: KeyFollower, live: bool, wake: threading.Event) -> None:
-        self.follower = follower
-        self.live = live
-        self._wake = wake
-        self.closed = False
-        self.ended = False
-
-    def available(self, index: int) -> int | None:
-        """The complete-frame count once it exceeds ``index``; None at the end.
-
-        A live source polls (backing off from ``poll_interval`` to 50 ms) until
-        a frame past ``index`` is complete, the follower's ``timeout`` passes
-        without one, or its scan is finished (after one last poll).
-        """
-        follower = self.follower
-        if follower.complete > index:
-            return follower.complete
-        if self.ended:
-            return None
-        first = follower.poll_interval
-        interval = first
-        deadline = time.monotonic() + follower.timeout
-        last_poll_done = False
-        while not self.closed:
-            follower.poll()
-            if follower.complete > index:
-                return follower.complete
-            if not self.live:
-                break
-            if follower.finished:
-                if last_poll_done:
-                    break
-                last_poll_done = True
-                delay = first
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                delay = min(interval, remaining)
-                interval = min(interval * _BACKOFF_FACTOR, max(first, _MAX_IDLE_SLEEP))
-            self._wake.wait(delay)
-            self._wake.clear()
-        self.ended = True
-        return None
-
-
-class _Planner:
-    """Hands out blocks in index order (thread-safe); wraps when cyclic."""
-
-    def __init__(
-        self, source: _Source, start: int, block_size: int, cyclic: bool, stop: int | None
-    ) -> None:
-        self._source = source
-        self._next = start
-        self._stop = stop
-        self._block = block_size
-        self._cyclic = cyclic
-        self._total: int | None = None
-        self._seq = 0
-        self._done = False
-        self._lock = threading.Lock()
-
-    def claim(self) -> _Claim | None:
-        with self._lock:
-            if self._done:
-                return None
-            try:
-                claim = self._claim()
-            except BaseException as exc:  # delivered in order, then raised to the consumer
-                self._done = True
-                claim = _Claim(self._seq, np.empty(0, np.int64), self._next, error=exc)
-            if claim is not None:
-                self._seq += 1
-            return claim
-
-    def _claim(self) -> _Claim | None:
-        start = self._next
-        if self._total is None and self._cyclic and not self._source.live:
-            # a finished file: the remainder wraps into a block with the first frames
-            self._source.available(start)
-            self._total = self._source.follower.complete
-        if self._total is None:
-            if self._stop is not None and start >= self._stop:
-                self._done = True
-                return None
-            available = self._source.available(start)
-            if available is not None:
-                if self._stop is not None:
-                    available = min(available, self._stop)
-                n = min(self._block, available - start)
-                self._next = start + n
-                return _Claim(self._seq, np.arange(start, start + n, dtype=np.int64), start)
-            if not self._cyclic:
-                self._done = True
-                return None
-            self._total = self._source.follower.complete
-        total = self._total
-        if total <= 0:
-            self._done = True
-            return None
-        start %= total
-        self._next = (start + self._block) % total
-        indices = (start + np.arange(self._block, dtype=np.int64)) % total
-        return _Claim(self._seq, indices, start)
 
 
 class BlockGuard:
@@ -207,7 +53,7 @@ class BlockGuard:
     """
 
     def __init__(
-        self, release: Callable[[int], None], slot: int, view: NDArray[Any], claim: _Claim
+        self, release: Callable[[int], None], slot: int, view: NDArray[Any], claim: Claim
     ) -> None:
         self._release: Callable[[int], None] | None = release
         self._slot = slot
@@ -362,12 +208,12 @@ class BlockStream:
             )
         self.follower = follower
         self._wake = threading.Event()
-        self._source = _Source(follower, live, self._wake)
-        self._planner = _Planner(self._source, start, self.block_size, cyclic, stop)
+        self._source = Source(follower, live, self._wake)
+        self._planner = Planner(self._source, start, self.block_size, cyclic, stop)
         self._buffers: list[NDArray[Any] | None] = [None] * self.read_ahead
-        self._pool = _Pool(self.read_ahead)
+        self._pool = Pool(self.read_ahead)
         self._cond = threading.Condition()
-        self._ready: dict[int, tuple[_Claim, int]] = {}
+        self._ready: dict[int, tuple[Claim, int]] = {}
         self._next_seq = 0
         self._running = 0
         self._threads: list[threading.Thread] = []
@@ -396,8 +242,16 @@ class BlockStream:
                 return
             self._started = True
             self._running = self.workers
+        # the threads hold the stream weakly, so a stream dropped without
+        # close() is collected, and its __del__ stops them
+        ref = weakref.ref(self)
         for k in range(self.workers):
-            thread = threading.Thread(target=self._work, name=f"block-stream-{k}", daemon=True)
+            thread = threading.Thread(
+                target=_work,
+                args=(ref, self._pool, self._planner, self._cond),
+                name=f"block-stream-{k}",
+                daemon=True,
+            )
             self._threads.append(thread)
             thread.start()
 
@@ -408,41 +262,33 @@ class BlockStream:
             self._buffers[slot] = buf
         return buf
 
-    def _work(self) -> None:
-        try:
-            while True:
-                slot = self._pool.acquire()
-                if slot is None:
-                    return
-                claim = self._planner.claim()
-                if claim is None:
-                    self._pool.release(slot)
-                    return
-                if claim.error is None:
-                    view = self._buffer(slot)[: len(claim.indices)]
-                    try:
-                        self.reader.read_indices(claim.indices, view, parallel=False)
-                        if self._process is not None:
-                            result = self._process(view)
-                            claim = replace(claim, result=result)
-                    except BaseException as exc:
-                        claim = replace(claim, error=exc)
-                with self._cond:
-                    if claim.error is None:
-                        self.frames_read += len(claim.indices)
-                        self.blocks_read += 1
-                    self._ready[claim.seq] = (claim, slot)
-                    self._cond.notify_all()
-                if claim.error is not None:
-                    return
-        finally:
-            with self._cond:
-                self._running -= 1
-                self._cond.notify_all()
+    def _fill(self, claim: Claim, slot: int) -> bool:
+        """Read one claimed block into buffer ``slot``; False on error."""
+        if claim.error is None:
+            view = self._buffer(slot)[: len(claim.indices)]
+            try:
+                self.reader.read_indices(claim.indices, view, parallel=False)
+                if self._process is not None:
+                    result = self._process(view)
+                    claim = replace(claim, result=result)
+            except BaseException as exc:
+                claim = replace(claim, error=exc)
+        with self._cond:
+            if claim.error is None:
+                self.frames_read += len(claim.indices)
+                self.blocks_read += 1
+            self._ready[claim.seq] = (claim, slot)
+            self._cond.notify_all()
+        return claim.error is None
+
+    def _worker_done(self) -> None:
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
 
     # -- consumer -----------------------------------------------------------
 
-    def _pick(self) -> tuple[_Claim, int] | None:
+    def _pick(self) -> tuple[Claim, int] | None:
         if not self._ready:
             return None
         seq = self._next_seq if self.ordered else min(self._ready)
@@ -494,11 +340,18 @@ class BlockStream:
             yield guard
 
     def frames(self) -> Iterator[tuple[int, NDArray[Any]]]:
-        """``(index, frame)`` one frame at a time, each frame a copy."""
-        for guard in self:
-            with guard as block:
-                for index, frame in zip(guard.indices.tolist(), block, strict=True):
-                    yield index, frame.copy()
+        """``(index, frame)`` one frame at a time, each frame a copy.
+
+        Leaving the loop early (``break``, an exception, dropping the
+        generator) closes the stream: its worker threads stop.
+        """
+        try:
+            for guard in self:
+                with guard as block:
+                    for index, frame in zip(guard.indices.tolist(), block, strict=True):
+                        yield index, frame.copy()
+        finally:
+            self.close(wait=False)
 
     def wake(self) -> None:
         """Poll now instead of at the end of the current idle wait."""
@@ -520,6 +373,11 @@ class BlockStream:
                 if thread is not current:
                     thread.join()
 
+    def __del__(self) -> None:
+        # a stream dropped without close(): stop its worker threads
+        if getattr(self, "_started", False) and not self._closed:
+            self.close(wait=False)
+
     def __enter__(self) -> BlockStream:
         return self
 
@@ -530,3 +388,37 @@ class BlockStream:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _work(
+    ref: weakref.ReferenceType[BlockStream],
+    pool: Pool,
+    planner: Planner,
+    cond: threading.Condition,
+) -> None:
+    """A reader thread: claim a block, read it, hand it over; until the end.
+
+    It holds the stream only while reading a block, never while it waits
+    for a free buffer or for new frames.
+    """
+    try:
+        while True:
+            slot = pool.acquire()
+            if slot is None:
+                return
+            claim = planner.claim()
+            stream = ref()
+            if claim is None or stream is None:
+                pool.release(slot)
+                return
+            ok = stream._fill(claim, slot)  # noqa: SLF001 - BlockStream's own worker
+            del stream
+            if not ok:
+                return
+    finally:
+        stream = ref()
+        if stream is not None:
+            stream._worker_done()  # noqa: SLF001 - BlockStream's own worker
+        else:
+            with cond:
+                cond.notify_all()

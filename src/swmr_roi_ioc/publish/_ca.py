@@ -259,6 +259,12 @@ class RoiIoc(PVGroup):
     )
     FilePath_RBV = _pv(value="\0", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True)
     ArrayCounter_RBV = _pv(value=0, read_only=True, record="longin")
+    RunUid_RBV = _pv(value="\0", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True)
+    PlanName_RBV = _pv(value="\0", dtype=ChannelType.CHAR, max_length=LONG_STRING, read_only=True)
+    RunProgress_RBV = _pv(
+        value=0.0, read_only=True, record="ai", units="%", precision=1,
+        doc="bluesky source: frames declared by the run / frames it expects",
+    )  # fmt: skip
     FramesWritten_RBV = _pv(value=0, read_only=True, record="longin")
     UniqueId_RBV = _pv(value=0, read_only=True, record="longin")
     ArrayRate_RBV = _pv(value=0.0, read_only=True, record="ai", units="Hz", precision=1)
@@ -342,6 +348,9 @@ class RoiIoc(PVGroup):
         await self._put(self.StatusMessage_RBV, _long_string(snap.message))
         await self._put(self.FilePath_RBV, _long_string(snap.file_path))
         await self._put(self.ArrayCounter_RBV, snap.array_counter, timestamp=stamp)
+        await self._put(self.RunUid_RBV, _long_string(snap.run_uid))
+        await self._put(self.PlanName_RBV, _long_string(snap.plan_name))
+        await self._put(self.RunProgress_RBV, round(snap.run_progress, 1))
         await self._put(self.FramesWritten_RBV, snap.frames_written)
         await self._put(self.UniqueId_RBV, snap.unique_id, timestamp=stamp)
         await self._put(self.ArrayRate_RBV, round(snap.array_rate, 3))

@@ -78,6 +78,10 @@ class RegionSnapshot:
     frame_shape: tuple[int, int] = (0, 0)
     #: the statistics are stale (error); publish them with an INVALID alarm
     stale: bool = False
+    #: changes whenever ``series`` or ``map`` changed (equal: the same arrays,
+    #: which a publisher may skip). The arrays are read-only and never
+    #: written after they are handed over.
+    generation: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,3 +129,8 @@ class Snapshot:
     #: POSIX time the newest statistics were computed: the timestamp of the
     #: statistics PVs (EPICS: the data's time); None = the time of publishing
     stats_time: float | None = None
+    #: bluesky source: the run followed (its start document's uid and plan_name)
+    run_uid: str = ""
+    plan_name: str = ""
+    #: bluesky source: frames declared by StreamDatum / frames the run expects, %
+    run_progress: float = 0.0

@@ -161,6 +161,15 @@ def status_group(config: IocConfig) -> Group:
                 description="a ROI change applied to past frames, 0..100 %",
                 read_widget=ProgressBar(),
             ),
+            _read("Run", "Run", f"{p}RunUid_RBV", "bluesky source: the run's uid", text),
+            _read("Plan", "Plan", f"{p}PlanName_RBV", "bluesky source: the run's plan", text),
+            SignalR(
+                name="RunProgress",
+                label="Run progress",
+                read_pv=f"{p}RunProgress_RBV",
+                description="bluesky source: frames declared / frames expected, %",
+                read_widget=ProgressBar(),
+            ),
         ],
     )
 

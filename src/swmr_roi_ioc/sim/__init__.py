@@ -2,8 +2,9 @@
 
 It writes what ADCore's NDFileHDF5 plugin writes with its default layout, so
 the follower, the tests and the demo can run without a camera; and it serves
-a simulated dcam (ADAravis + NDFileHDF5) as a caproto IOC that ophyd-async's
-``AravisDetector`` drives (:func:`run_sim_camera`).
+a simulated dcam (ADAravis + NDFileHDF5) as an EPICS IOC (pythonSoftIOC, in
+a process of its own) that ophyd-async's ``AravisDetector`` drives
+(:func:`run_sim_camera`).
 """
 
 from swmr_roi_ioc.sim._camera import SimCamera, camera_frame_options, run_sim_camera

@@ -1,4 +1,4 @@
-"""A simulated dcam: ADAravis + NDFileHDF5 as a caproto IOC.
+"""A simulated dcam: ADAravis + NDFileHDF5 as an EPICS IOC (pythonSoftIOC).
 
 It serves the PVs ophyd-async's ``AravisDetector`` reads and writes, with
 ADCore's types and behaviour, so the detector, bluesky plans and this
@@ -12,18 +12,18 @@ project's follower run against it unpatched:
 The frame with ``NDArrayUniqueId`` u is ``frame_pattern(u - 1,
 camera_frame_options(shape, dtype))``; u is the driver's ``ArrayCounter_RBV``
 + 1, so it restarts at 1 when ``ArrayCounter`` is written 0.
+
+The records are EPICS base records served by its Channel Access server
+(RSRV), like a real areaDetector IOC; as every EPICS IOC, one per process
+(``swmr-roi-ioc sim-camera`` is that process). No PVAccess server is
+started, so the camera never takes the PVA port of an IOC beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-from typing import Any
-
-from caproto import get_server_address_list
-from caproto.asyncio.server import Context
 
 from swmr_roi_ioc.sim._camera_driver import AravisDriverGroup
 from swmr_roi_ioc.sim._camera_hdf import NDFileHDF5Group
@@ -43,11 +43,10 @@ def camera_frame_options(
 
 
 class SimCamera:
-    """The driver and the HDF5 plugin PV groups, wired, and their server.
+    """The driver and the HDF5 plugin record groups, wired, and their IOC.
 
-    ``pvdb`` may be served by any caproto server; then :meth:`initialise`
-    must be awaited before and ``hdf.run()`` kept running beside it.
-    :meth:`run` does all that with its own server.
+    Making one makes its records, so one per process, before :meth:`run`
+    starts the IOC.
     """
 
     def __init__(
@@ -65,12 +64,6 @@ class SimCamera:
         self.driver = AravisDriverGroup(prefix + cam, options=self.options)
         self.hdf = NDFileHDF5Group(prefix + hdf, directory=os.fspath(directory))
         self.driver.plugins.append(self.hdf)
-        self.pvdb: dict[str, Any] = {**self.driver.pvdb, **self.hdf.pvdb}
-
-    async def initialise(self) -> None:
-        """Values that depend on the options (sizes, FilePath); before serving."""
-        await self.driver.initialise()
-        await self.hdf.initialise()
 
     async def close(self) -> None:
         """Stop acquiring, close any open file, stop the writer thread."""
@@ -79,34 +72,21 @@ class SimCamera:
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         """Serve until cancelled; ``ready`` is set once clients can connect."""
-        await self.initialise()
-        context = Context(self.pvdb, get_server_address_list())
+        from softioc import asyncio_dispatcher, builder, softioc
 
-        async def started(async_lib: Any) -> None:
-            logger.info(
-                "simulated camera serving %s and %s",
-                self.driver.prefix,
-                self.hdf.prefix,
-            )
-            if ready is not None:
-                ready.set()
-
-        tasks = [
-            asyncio.create_task(context.run(startup_hook=started), name="sim-camera-ca"),
-            asyncio.create_task(self.hdf.run(), name="sim-camera-hdf"),
-        ]
+        await self.hdf.initialise()
+        builder.LoadDatabase()
+        # on_update handlers run on this loop, as all the camera's code does
+        dispatcher = asyncio_dispatcher.AsyncioDispatcher(loop=asyncio.get_running_loop())
+        softioc.iocInit(dispatcher, enable_pva=False)
+        logger.info("simulated camera serving %s and %s", self.driver.prefix, self.hdf.prefix)
+        if ready is not None:
+            ready.set()
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # a task that ended by itself is an error: raise it
-            raise SimError("the simulated camera's server stopped")
+            await self.hdf.run()
+            raise SimError("the simulated camera's HDF5 plugin stopped")
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await self.close()
+            await asyncio.shield(self.close())
 
 
 async def run_sim_camera(
@@ -124,8 +104,9 @@ async def run_sim_camera(
 
     PVs are ``prefix + cam`` + ADAravis names and ``prefix + hdf`` +
     NDFileHDF5 names; ``FilePath`` starts at ``directory``. ``ready`` is set
-    once the server accepts clients. ``scan`` is the snake scan the frames'
-    picture is drawn for.
+    once the IOC accepts clients. ``scan`` is the snake scan the frames'
+    picture is drawn for. An EPICS IOC runs once per process: call this
+    once, in a process of its own.
     """
     camera = SimCamera(prefix, directory, cam=cam, hdf=hdf, shape=shape, dtype=dtype, scan=scan)
     await camera.run(ready)

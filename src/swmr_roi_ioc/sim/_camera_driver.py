@@ -1,7 +1,7 @@
 """The simulated ADAravis driver (``cam1:``): frames of ``frame_pattern`` at AcquirePeriod.
 
-``Acquire`` is a busy record, as in ADCore: a put of 1 completes when the
-acquisition ends (after ``NumImages`` frames in Multiple mode, one in Single
+``Acquire`` is a busy record, as in ADCore (see :class:`Busy`): a put of 1
+completes when the acquisition ends (after ``NumImages`` frames in Multiple mode, one in Single
 mode, never by itself in Continuous mode), a put of 0 stops it. Frame ``k``
 is read out ``AcquireTime`` after the start plus ``k`` periods of
 ``max(AcquirePeriod, AcquireTime)`` on ``time.monotonic`` deadlines. Its
@@ -17,9 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
-
-from caproto import SkipWrite
 
 from swmr_roi_ioc.sim._camera_pvs import (
     DISABLE_ENABLE,
@@ -28,12 +25,6 @@ from swmr_roi_ioc.sim._camera_pvs import (
     AreaDetectorGroup,
     ArrayConsumer,
     NDArray,
-    choice,
-    is_set,
-    number,
-    pair,
-    string,
-    text,
 )
 from swmr_roi_ioc.sim._options import SimOptions
 from swmr_roi_ioc.sim._pattern import frame_pattern
@@ -64,61 +55,45 @@ ADARAVIS_VERSION = "2.3.0"
 
 
 class AravisDriverGroup(AreaDetectorGroup):
-    """The PVs of ADAravis (``ADBase.template`` + ``aravisCamera.template``)."""
+    """The records of ADAravis (``ADBase.template`` + ``aravisCamera.template``)."""
 
-    driver_version = string("DriverVersion_RBV", ADARAVIS_VERSION, read_only=True)
-    acquire_time, acquire_time_rbv = pair(number, "AcquireTime", 0.01, units="s", precision=4)
-    acquire_period, acquire_period_rbv = pair(number, "AcquirePeriod", 0.02, units="s", precision=4)
-    num_images, num_images_rbv = pair(number, "NumImages", 1)
-    num_images_counter = number("NumImagesCounter_RBV", 0, read_only=True)
-    image_mode, image_mode_rbv = pair(choice, "ImageMode", IMAGE_MODES, "Multiple")
-    trigger_mode, trigger_mode_rbv = pair(choice, "TriggerMode", OFF_ON)
-    trigger_source, trigger_source_rbv = pair(choice, "TriggerSource", TRIGGER_SOURCES)
-    acquire = choice("Acquire", ["Done", "Acquire"])
-    acquire_rbv = choice("Acquire_RBV", ["Done", "Acquiring"], read_only=True)
-    detector_state = choice("DetectorState_RBV", DETECTOR_STATES, read_only=True)
-    status_message = text("StatusMessage_RBV", "Idle", read_only=True)
-    time_stamp = number("TimeStamp_RBV", 0.0, read_only=True, units="s", precision=3)
-    wait_for_plugins = choice("WaitForPlugins", NO_YES)
-    array_callbacks, array_callbacks_rbv = pair(choice, "ArrayCallbacks", DISABLE_ENABLE, "Enable")
-    manufacturer = string("Manufacturer_RBV", MANUFACTURER, read_only=True)
-    model = string("Model_RBV", MODEL, read_only=True)
-    serial_number = string("SerialNumber_RBV", "SIM-0001", read_only=True)
-    sdk_version = string("SDKVersion_RBV", "aravis 0.8 (sim)", read_only=True)
-    firmware_version = string("FirmwareVersion_RBV", "sim", read_only=True)
-    max_size_x = number("MaxSizeX_RBV", 0, read_only=True)
-    max_size_y = number("MaxSizeY_RBV", 0, read_only=True)
-
-    def __init__(self, prefix: str, *, options: SimOptions, port: str = "ARV1", **kwargs: Any):
-        super().__init__(prefix, port=port, **kwargs)
+    def __init__(self, prefix: str, *, options: SimOptions, port: str = "ARV1") -> None:
+        super().__init__(prefix, port=port, driver_version=ADARAVIS_VERSION)
         #: Shape, dtype and pattern of the frames.
         self.options = options
         #: Plugins fed with every frame while ArrayCallbacks is Enable.
         self.plugins: list[ArrayConsumer] = []
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        height, width = options.shape
+        r = self.records
+        self.acquire_time, _ = r.pair(r.number, "AcquireTime", 0.01, units="s", precision=4)
+        self.acquire_period, _ = r.pair(r.number, "AcquirePeriod", 0.02, units="s", precision=4)
+        self.num_images, _ = r.pair(r.number, "NumImages", 1)
+        self.num_images_counter = r.number("NumImagesCounter_RBV", 0)
+        self.image_mode, _ = r.pair(r.choice, "ImageMode", IMAGE_MODES, "Multiple")
+        self.trigger_mode, _ = r.pair(r.choice, "TriggerMode", OFF_ON)
+        self.trigger_source, _ = r.pair(r.choice, "TriggerSource", TRIGGER_SOURCES)
+        self.acquire = r.busy("Acquire", ("Done", "Acquire"), self._start, self.stop)
+        self.acquire_rbv = r.choice("Acquire_RBV", ["Done", "Acquiring"])
+        self.detector_state = r.choice("DetectorState_RBV", DETECTOR_STATES)
+        self.status_message = r.text("StatusMessage_RBV", "Idle")
+        self.time_stamp = r.number("TimeStamp_RBV", 0.0, units="s", precision=3)
+        self.wait_for_plugins = r.choice("WaitForPlugins", NO_YES, writable=True)
+        self.array_callbacks, _ = r.pair(r.choice, "ArrayCallbacks", DISABLE_ENABLE, "Enable")
+        self.manufacturer = r.string("Manufacturer_RBV", MANUFACTURER)
+        self.model = r.string("Model_RBV", MODEL)
+        self.serial_number = r.string("SerialNumber_RBV", "SIM-0001")
+        self.sdk_version = r.string("SDKVersion_RBV", "aravis 0.8 (sim)")
+        self.firmware_version = r.string("FirmwareVersion_RBV", "sim")
+        self.max_size_x = r.number("MaxSizeX_RBV", width)
+        self.max_size_y = r.number("MaxSizeY_RBV", height)
+        self.describe_array(height, width, options.dtype)
 
-    async def initialise(self) -> None:
-        await super().initialise()
-        height, width = self.options.shape
-        await self.describe_array(height, width, self.options.dtype)
-        await self.max_size_x.write(width)
-        await self.max_size_y.write(height)
-
-    @acquire.putter  # pyright: ignore[reportGeneralTypeIssues]
-    async def acquire(self, instance: Any, value: Any) -> str:
-        if not is_set(instance, value):
-            await self.stop()
-            return "Done"
-        task = self._task
-        if task is None or task.done():
-            # busy record: 1 now; the acquisition writes 0 as it ends, then the put completes
-            await instance.write("Acquire", verify_value=False)
-            self._stop = asyncio.Event()
-            task = asyncio.create_task(self._acquire(), name=f"{self.prefix}acquire")
-            self._task = task
-        await asyncio.wait([task])
-        raise SkipWrite
+    async def _start(self) -> None:
+        """Acquire=1: start an acquisition (the busy record is not active)."""
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._acquire(), name=f"{self.prefix}acquire")
 
     async def stop(self) -> None:
         """Stop acquiring (as a put of Acquire=0) and wait for it to end."""
@@ -133,13 +108,12 @@ class AravisDriverGroup(AreaDetectorGroup):
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait([task])
+        await self.acquire.close()
 
-    async def _state(self, state: str, message: str, acquiring: bool) -> None:
-        await self.detector_state.write(state)
-        await self.status_message.write(message)
-        await self.acquire_rbv.write("Acquiring" if acquiring else "Done")
-        if not acquiring:
-            await self.acquire.write("Done", verify_value=False)
+    def _state(self, state: str, message: str, acquiring: bool) -> None:
+        self.detector_state.set(state)
+        self.status_message.set(message)
+        self.acquire_rbv.set("Acquiring" if acquiring else "Done")
 
     async def _until(self, deadline: float) -> bool:
         """Sleep until ``deadline`` (monotonic); False if stopped meanwhile."""
@@ -153,6 +127,12 @@ class AravisDriverGroup(AreaDetectorGroup):
         return False
 
     async def _acquire(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.acquire.finish()  # Acquire back to 0; the put callback completes
+
+    async def _run(self) -> None:
         mode = str(self.image_mode.value)
         if mode == "Single":
             total: int | None = 1
@@ -160,26 +140,26 @@ class AravisDriverGroup(AreaDetectorGroup):
             total = max(1, int(self.num_images.value))
         else:
             total = None
-        await self.num_images_counter.write(0)
-        await self._state("Acquire", "Acquiring", True)
+        self.num_images_counter.set(0)
+        self._state("Acquire", "Acquiring", True)
         taken = 0
         try:
             if self.trigger_mode.value == "On":
                 source = self.trigger_source.value
-                await self._state("Waiting", f"Waiting for triggers on {source}", True)
+                self._state("Waiting", f"Waiting for triggers on {source}", True)
                 await self._stop.wait()
             else:
                 taken = await self._frames(total)
             if self.wait_for_plugins.value == "Yes":
                 for plugin in self.plugins:
                     await plugin.wait_idle()
-        except Exception as exc:  # reported as the driver does, not raised into caproto
+        except Exception as exc:  # reported as the driver does, not raised into the IOC
             logger.exception("%s: acquisition failed", self.prefix)
-            await self._state("Error", f"Acquisition failed: {exc}", False)
+            self._state("Error", f"Acquisition failed: {exc}", False)
             return
         logger.debug("%s: acquisition ended after %d frames", self.prefix, taken)
         complete = total is not None and taken >= total
-        await self._state("Idle", "Done" if complete else "Stopped", False)
+        self._state("Idle", "Done" if complete else "Stopped", False)
 
     async def _frames(self, total: int | None) -> int:
         """Read out ``total`` frames (None: until stopped); how many were."""
@@ -190,9 +170,9 @@ class AravisDriverGroup(AreaDetectorGroup):
             data = await asyncio.to_thread(frame_pattern, unique_id - 1, self.options)
             if not await self._until(ready_at):
                 break
-            await self._emit(NDArray(unique_id=unique_id, timestamp=time.time(), data=data))
+            self._emit(NDArray(unique_id=unique_id, timestamp=time.time(), data=data))
             taken += 1
-            await self.num_images_counter.write(taken)
+            self.num_images_counter.set(taken)
             exposure = max(0.0, float(self.acquire_time.value))
             period = max(exposure, float(self.acquire_period.value))
             now = time.monotonic()
@@ -200,11 +180,11 @@ class AravisDriverGroup(AreaDetectorGroup):
             ready_at = ready_at + period if ready_at + period > now - period else now
         return taken
 
-    async def _emit(self, array: NDArray) -> None:
+    def _emit(self, array: NDArray) -> None:
         """Count the frame and hand it to the plugins."""
-        await self.array_counter_rbv.write(array.unique_id)
-        await self.unique_id.write(array.unique_id)
-        await self.time_stamp.write(array.timestamp - EPICS_EPOCH_OFFSET)
+        self.array_counter_rbv.set(array.unique_id)
+        self.unique_id.set(array.unique_id)
+        self.time_stamp.set(array.timestamp - EPICS_EPOCH_OFFSET)
         if self.array_callbacks.value == "Enable":
             for plugin in self.plugins:
-                await plugin.on_array(self.port, array)
+                plugin.on_array(self.port, array)

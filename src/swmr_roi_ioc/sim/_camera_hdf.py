@@ -4,7 +4,7 @@ As ADCore's ``NDPluginFile`` + ``NDFileHDF5``:
 
 - arrays come from the port named by ``NDArrayPort`` while ``EnableCallbacks``
   is Enable, through a queue of ``QueueSize`` (``DroppedArrays`` when full);
-- ``Capture`` is a busy record. In Stream mode a put of 1 opens the file
+- ``Capture`` is a busy record (see :class:`Busy`). In Stream mode a put of 1 opens the file
   (at the first frame if ``LazyOpen``), writes each frame, and ends when
   ``NumCapture`` frames are captured (0 = until ``Capture`` is written 0):
   the file is flushed and closed, ``SWMRActive_RBV`` goes Off, ``FileNumber``
@@ -13,6 +13,11 @@ As ADCore's ``NDPluginFile`` + ``NDFileHDF5``:
   per frame with ``AutoSave`` (or on ``WriteFile``);
 - ``NumCaptured_RBV`` counts frames, ``SWMRCbCounter_RBV`` counts flushes,
   ``FlushNow`` (busy) flushes data and attributes now;
+- the file is created as ``H5Fcreate(H5F_ACC_TRUNC)`` with HDF5's default
+  file locking, as NDFileHDF5 does: with ``AutoIncrement`` off each capture
+  recreates the same path, and a reader that holds the file with locking
+  on makes that create fail (a write error naming the lock) after its
+  ``O_TRUNC`` has emptied the file;
 - errors (directory missing, bad template, ...) set ``WriteStatus`` to
   "Write error" and ``WriteMessage``, and end the capture.
 
@@ -26,9 +31,6 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-from caproto import SkipWrite
 
 from swmr_roi_ioc.sim._camera_files import (
     COMPRESSIONS,
@@ -44,14 +46,8 @@ from swmr_roi_ioc.sim._camera_pvs import (
     OFF_ON,
     AreaDetectorGroup,
     NDArray,
-    choice,
-    is_set,
-    number,
-    pair,
     run_in,
-    text,
 )
-from swmr_roi_ioc.sim._camera_pvs import string as string_pv
 from swmr_roi_ioc.sim._options import SimError
 from swmr_roi_ioc.sim._writer import Hdf5Writer
 
@@ -66,7 +62,6 @@ class _Capture:
 
     mode: str
     settings: FileSettings
-    done: asyncio.Event = field(default_factory=asyncio.Event)
     writer: Hdf5Writer | None = None
     buffer: list[NDArray] = field(default_factory=list)
     captured: int = 0
@@ -83,85 +78,83 @@ def _write_all(writer: Hdf5Writer, arrays: list[NDArray]) -> None:
 
 
 class NDFileHDF5Group(AreaDetectorGroup):
-    """The PVs of ``NDPluginBase`` + ``NDFile`` + ``NDFileHDF5`` templates."""
+    """The records of the ``NDPluginBase`` + ``NDFile`` + ``NDFileHDF5`` templates."""
 
-    # NDPluginBase
-    nd_array_port, nd_array_port_rbv = pair(string_pv, "NDArrayPort", "ARV1")
-    enable_callbacks, enable_callbacks_rbv = pair(
-        choice, "EnableCallbacks", DISABLE_ENABLE, "Enable"
-    )
-    nd_array_address, nd_array_address_rbv = pair(number, "NDArrayAddress", 0)
-    queue_size, queue_size_rbv = pair(number, "QueueSize", 20)
-    queue_free = number("QueueFree_RBV", 20, read_only=True)
-    dropped_arrays, dropped_arrays_rbv = pair(number, "DroppedArrays", 0)
-    # NDFile
-    file_path, file_path_rbv = pair(text, "FilePath")
-    file_name, file_name_rbv = pair(text, "FileName", "dcam")
-    file_path_exists = choice("FilePathExists_RBV", NO_YES, read_only=True)
-    file_template, file_template_rbv = pair(text, "FileTemplate", "%s%s_%6.6d.h5")
-    full_file_name = text("FullFileName_RBV", read_only=True)
-    file_number, file_number_rbv = pair(number, "FileNumber", 0)
-    auto_increment, auto_increment_rbv = pair(choice, "AutoIncrement", NO_YES, "Yes")
-    auto_save, auto_save_rbv = pair(choice, "AutoSave", NO_YES)
-    file_write_mode, file_write_mode_rbv = pair(choice, "FileWriteMode", WRITE_MODES, "Stream")
-    num_capture, num_capture_rbv = pair(number, "NumCapture", 0)
-    num_captured = number("NumCaptured_RBV", 0, read_only=True)
-    capture = choice("Capture", ["Done", "Capture"])
-    capture_rbv = choice("Capture_RBV", ["Done", "Capturing"], read_only=True)
-    write_file = choice("WriteFile", ["Done", "Write"])
-    write_file_rbv = choice("WriteFile_RBV", ["Done", "Writing"], read_only=True)
-    file_array_size0 = number("ArraySize0", 0, read_only=True)  # NDFileIO reads these names
-    file_array_size1 = number("ArraySize1", 0, read_only=True)
-    create_directory, create_directory_rbv = pair(number, "CreateDirectory", 0)
-    write_status = choice("WriteStatus", ["Write OK", "Write error"])
-    write_message = text("WriteMessage")
-    lazy_open, lazy_open_rbv = pair(choice, "LazyOpen", NO_YES)
-    # NDFileHDF5
-    swmr_mode, swmr_mode_rbv = pair(choice, "SWMRMode", OFF_ON, "On")
-    swmr_active = choice("SWMRActive_RBV", ["Off", "Active"], read_only=True)
-    swmr_cb_counter = number("SWMRCbCounter_RBV", 0, read_only=True)
-    swmr_supported = choice(
-        "SWMRSupported_RBV", ["Not Supported", "Supported"], "Supported", read_only=True
-    )
-    flush_now = choice("FlushNow", ["Done", "Flush"])
-    num_frames_flush, num_frames_flush_rbv = pair(number, "NumFramesFlush", 1)
-    nd_attribute_chunk, nd_attribute_chunk_rbv = pair(number, "NDAttributeChunk", 0)
-    num_extra_dims, num_extra_dims_rbv = pair(number, "NumExtraDims", 0)
-    extra_dim_size_n, extra_dim_size_n_rbv = pair(number, "ExtraDimSizeN", 1)
-    extra_dim_size_x, extra_dim_size_x_rbv = pair(number, "ExtraDimSizeX", 1)
-    extra_dim_size_y, extra_dim_size_y_rbv = pair(number, "ExtraDimSizeY", 1)
-    dim_att_datasets, dim_att_datasets_rbv = pair(choice, "DimAttDatasets", NO_YES)
-    position_mode, position_mode_rbv = pair(choice, "PositionMode", OFF_ON)
-    compression, compression_rbv = pair(choice, "Compression", COMPRESSIONS)
-    xml_file_name, xml_file_name_rbv = pair(text, "XMLFileName")
-    num_frames_chunks, num_frames_chunks_rbv = pair(number, "NumFramesChunks", 0)
-    chunk_size_auto, chunk_size_auto_rbv = pair(choice, "ChunkSizeAuto", NO_YES, "Yes")
-
-    def __init__(self, prefix: str, *, directory: str, port: str = "HDF1", **kwargs: Any):
-        super().__init__(prefix, port=port, **kwargs)
+    def __init__(self, prefix: str, *, directory: str, port: str = "HDF1") -> None:
+        super().__init__(prefix, port=port)
         self.directory = with_separator(os.fspath(directory))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-hdf5")
         self._queue: asyncio.Queue[NDArray] = asyncio.Queue()
         self._lock = asyncio.Lock()
         self._capture: _Capture | None = None
         self._last: NDArray | None = None
+        r = self.records
+        # NDPluginBase
+        self.nd_array_port, _ = r.pair(r.string, "NDArrayPort", "ARV1")
+        self.enable_callbacks, _ = r.pair(r.choice, "EnableCallbacks", DISABLE_ENABLE, "Enable")
+        self.nd_array_address, _ = r.pair(r.number, "NDArrayAddress", 0)
+        self.queue_size, _ = r.pair(r.number, "QueueSize", 20)
+        self.queue_free = r.number("QueueFree_RBV", 20)
+        self.dropped_arrays, _ = r.pair(r.number, "DroppedArrays", 0)
+        # NDFile
+        self.file_path, self.file_path_rbv = r.pair(r.text, "FilePath", on_put=self._put_path)
+        self.file_name, _ = r.pair(r.text, "FileName", "dcam")
+        self.file_path_exists = r.choice("FilePathExists_RBV", NO_YES)
+        self.file_template, _ = r.pair(r.text, "FileTemplate", "%s%s_%6.6d.h5")
+        self.full_file_name = r.text("FullFileName_RBV")
+        self.file_number, _ = r.pair(r.number, "FileNumber", 0)
+        self.auto_increment, _ = r.pair(r.choice, "AutoIncrement", NO_YES, "Yes")
+        self.auto_save, _ = r.pair(r.choice, "AutoSave", NO_YES)
+        self.file_write_mode, _ = r.pair(r.choice, "FileWriteMode", WRITE_MODES, "Stream")
+        self.num_capture, _ = r.pair(r.number, "NumCapture", 0)
+        self.num_captured = r.number("NumCaptured_RBV", 0)
+        self.capture = r.busy("Capture", ("Done", "Capture"), self._start_capture, self._stop)
+        self.capture_rbv = r.choice("Capture_RBV", ["Done", "Capturing"])
+        self.write_file = r.busy("WriteFile", ("Done", "Write"), self._write_file, _nothing)
+        self.write_file_rbv = r.choice("WriteFile_RBV", ["Done", "Writing"])
+        self.file_array_size0 = r.number("ArraySize0", 0)  # NDFileIO reads these names
+        self.file_array_size1 = r.number("ArraySize1", 0)
+        self.create_directory, _ = r.pair(r.number, "CreateDirectory", 0)
+        self.write_status = r.choice("WriteStatus", ["Write OK", "Write error"], writable=True)
+        self.write_message = r.text("WriteMessage", writable=True)
+        self.lazy_open, _ = r.pair(r.choice, "LazyOpen", NO_YES)
+        # NDFileHDF5
+        self.swmr_mode, _ = r.pair(r.choice, "SWMRMode", OFF_ON, "On")
+        self.swmr_active = r.choice("SWMRActive_RBV", ["Off", "Active"])
+        self.swmr_cb_counter = r.number("SWMRCbCounter_RBV", 0)
+        self.swmr_supported = r.choice(
+            "SWMRSupported_RBV", ["Not Supported", "Supported"], "Supported"
+        )
+        self.flush_now = r.busy("FlushNow", ("Done", "Flush"), self._flush_now, _nothing)
+        self.num_frames_flush, _ = r.pair(r.number, "NumFramesFlush", 1)
+        self.nd_attribute_chunk, _ = r.pair(r.number, "NDAttributeChunk", 0)
+        self.num_extra_dims, _ = r.pair(r.number, "NumExtraDims", 0)
+        self.extra_dim_size_n, _ = r.pair(r.number, "ExtraDimSizeN", 1)
+        self.extra_dim_size_x, _ = r.pair(r.number, "ExtraDimSizeX", 1)
+        self.extra_dim_size_y, _ = r.pair(r.number, "ExtraDimSizeY", 1)
+        self.dim_att_datasets, _ = r.pair(r.choice, "DimAttDatasets", NO_YES)
+        self.position_mode, _ = r.pair(r.choice, "PositionMode", OFF_ON)
+        self.compression, _ = r.pair(r.choice, "Compression", COMPRESSIONS)
+        self.xml_file_name, _ = r.pair(r.text, "XMLFileName")
+        self.num_frames_chunks, _ = r.pair(r.number, "NumFramesChunks", 0)
+        self.chunk_size_auto, _ = r.pair(r.choice, "ChunkSizeAuto", NO_YES, "Yes")
+        self.file_path.set_both(self.directory)
 
     async def initialise(self) -> None:
-        await super().initialise()
-        await self.set_both(self.file_path, self.directory)
+        """FilePathExists_RBV of the starting FilePath; before serving."""
         await self._check_path(self.directory)
 
     # -- arrays in --------------------------------------------------------------
 
-    async def on_array(self, source_port: str, array: NDArray) -> None:
+    def on_array(self, source_port: str, array: NDArray) -> None:
         if self.enable_callbacks.value != "Enable" or self.nd_array_port.value != source_port:
             return
         size = max(1, int(self.queue_size.value))
         if self._queue.qsize() >= size:
-            await self.set_both(self.dropped_arrays, int(self.dropped_arrays_rbv.value) + 1)
+            self.dropped_arrays.set_both(int(self.dropped_arrays.value) + 1)
             return
         self._queue.put_nowait(array)
-        await self._queue_free()
+        self._queue_free()
 
     async def wait_idle(self) -> None:
         await self._queue.join()
@@ -177,15 +170,17 @@ class NDFileHDF5Group(AreaDetectorGroup):
                 logger.exception("%s: processing array %d failed", self.prefix, array.unique_id)
             finally:
                 self._queue.task_done()
-                await self._queue_free()
+                self._queue_free()
 
-    async def _queue_free(self) -> None:
+    def _queue_free(self) -> None:
         free = max(0, max(1, int(self.queue_size.value)) - self._queue.qsize())
         if self.queue_free.value != free:
-            await self.queue_free.write(free)
+            self.queue_free.set(free)
 
     async def close(self) -> None:
         """Close any open file and stop the worker thread; for shutdown."""
+        for busy in (self.capture, self.write_file, self.flush_now):
+            await busy.close()
         async with self._lock:
             if self._capture is not None:
                 await self._finish(self._capture)
@@ -193,12 +188,12 @@ class NDFileHDF5Group(AreaDetectorGroup):
 
     async def _process(self, array: NDArray) -> None:
         self._last = array
-        await self.array_counter_rbv.write(int(self.array_counter_rbv.value) + 1)
-        await self.unique_id.write(array.unique_id)
-        await self.describe_array(array.height, array.width, array.data.dtype)
+        self.array_counter_rbv.set(int(self.array_counter_rbv.value) + 1)
+        self.unique_id.set(array.unique_id)
+        self.describe_array(array.height, array.width, array.data.dtype)
         if self.file_array_size0.value != array.width:
-            await self.file_array_size0.write(array.width)
-            await self.file_array_size1.write(array.height)
+            self.file_array_size0.set(array.width)
+            self.file_array_size1.set(array.height)
         capture = self._capture
         if capture is None and self.file_write_mode.value == "Single":
             if self.auto_save.value == "Yes":
@@ -221,38 +216,43 @@ class NDFileHDF5Group(AreaDetectorGroup):
             swmr=self.swmr_mode.value == "On",
         )
 
-    async def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> None:
         logger.warning("%s: %s", self.prefix, message)
-        await self.write_status.write("Write error")
-        await self.write_message.write(message)
+        self.write_status.set("Write error")
+        self.write_message.set(message)
+
+    async def _start_capture(self) -> None:
+        """Capture=1 (the busy record was not active)."""
+        async with self._lock:
+            capture = await self._start()
+        if capture is None:
+            self.capture.finish()
 
     async def _start(self) -> _Capture | None:
-        """Capture=1: a new capture, its file open unless LazyOpen; None on error."""
+        """A new capture, its file open unless LazyOpen; None on error."""
         if self._capture is not None:
             return self._capture
         mode = str(self.file_write_mode.value)
         if mode == "Single":
-            await self._fail("ERROR: capture not supported in Single mode")
+            self._fail("ERROR: capture not supported in Single mode")
             return None
-        await self.write_status.write("Write OK")
-        await self.write_message.write("")
-        await self.num_captured.write(0)
+        self.write_status.set("Write OK")
+        self.write_message.set("")
+        self.num_captured.set(0)
         capture = _Capture(mode=mode, settings=self._settings())
         if mode == "Stream" and self.lazy_open.value != "Yes":
             if self._last is None:
-                await self._fail("ERROR: must collect an array to get dimensions first")
+                self._fail("ERROR: must collect an array to get dimensions first")
                 return None
             if not await self._open(capture, self._last):
                 return None
         self._capture = capture
-        # busy record: 1 now; _finish writes 0, then the put completes
-        await self.capture.write("Capture", verify_value=False)
-        await self.capture_rbv.write("Capturing")
+        self.capture_rbv.set("Capturing")
         return capture
 
     async def _open(self, capture: _Capture, array: NDArray) -> bool:
         """Name and create the file of ``capture`` for frames like ``array``."""
-        path = str(self.file_path.value)
+        path = str(self.file_path_rbv.value)
         try:
             name = full_file_name(
                 str(self.file_template.value),
@@ -260,17 +260,17 @@ class NDFileHDF5Group(AreaDetectorGroup):
                 str(self.file_name.value),
                 int(self.file_number.value),
             )
-            await self.full_file_name.write(name)
+            self.full_file_name.set(name)
             if not await asyncio.to_thread(directory_usable, path):
-                await self.file_path_exists.write("No")
+                self.file_path_exists.set("No")
                 raise SimError(f"ERROR: directory {path!r} does not exist or is not writable")
             options = capture.settings.options(array.data.shape, array.data.dtype.name)
             writer = Hdf5Writer(name, options, swmr=capture.settings.swmr)
             if capture.mode != "Capture":  # Capture mode opens it at the end
                 await run_in(self._executor, writer.open)
-                await self.swmr_active.write("Active" if writer.swmr else "Off")
+                self.swmr_active.set("Active" if writer.swmr else "Off")
         except SimError as exc:
-            await self._fail(str(exc))
+            self._fail(str(exc))
             return False
         capture.writer = writer
         logger.info("%s: writing %s", self.prefix, name)
@@ -295,13 +295,13 @@ class NDFileHDF5Group(AreaDetectorGroup):
                     timestamp=array.timestamp,
                 )
             except SimError as exc:
-                await self._fail(str(exc))
+                self._fail(str(exc))
                 await self._finish(capture)
                 return
-            await self.swmr_cb_counter.write(writer.flushes)
+            self.swmr_cb_counter.set(writer.flushes)
         capture.captured += 1
         if capture.mode != "Single":
-            await self.num_captured.write(capture.captured)
+            self.num_captured.set(capture.captured)
         limit = capture.settings.num_capture
         full = capture.writer is not None and capture.writer.written == capture.writer.capacity
         if (0 < limit <= capture.captured) or full:
@@ -316,20 +316,19 @@ class NDFileHDF5Group(AreaDetectorGroup):
                     await run_in(self._executor, _write_all, capture.writer, capture.buffer)
             elif capture.writer is not None:
                 await run_in(self._executor, capture.writer.close)
-                await self.swmr_cb_counter.write(capture.writer.flushes)
+                self.swmr_cb_counter.set(capture.writer.flushes)
         except SimError as exc:
-            await self._fail(str(exc))
+            self._fail(str(exc))
         finally:
             capture.buffer.clear()
             if self._capture is capture:
                 self._capture = None
-            await self.swmr_active.write("Off")
+            self.swmr_active.set("Off")
             if capture.writer is not None and self.auto_increment.value == "Yes":
-                await self.set_both(self.file_number, int(self.file_number.value) + 1)
+                self.file_number.set_both(int(self.file_number.value) + 1)
             if capture.mode != "Single":
-                await self.capture.write("Done", verify_value=False)
-                await self.capture_rbv.write("Done")
-            capture.done.set()
+                self.capture_rbv.set("Done")
+                self.capture.finish()
 
     async def _write_single(self, array: NDArray) -> None:
         """Single mode: one file holding ``array``."""
@@ -337,25 +336,17 @@ class NDFileHDF5Group(AreaDetectorGroup):
         capture = _Capture(mode="Single", settings=settings)
         await self._add(capture, array)
 
-    # -- putters ----------------------------------------------------------------
+    # -- put handlers -----------------------------------------------------------
 
-    @capture.putter  # pyright: ignore[reportGeneralTypeIssues]
-    async def capture(self, instance: Any, value: Any) -> str:
-        if not is_set(instance, value):
-            async with self._lock:
-                if self._capture is not None:
-                    await self._finish(self._capture)
-            return "Done"
+    async def _stop(self) -> None:
+        """Capture=0: end the capture now."""
         async with self._lock:
-            capture = await self._start()
-        if capture is None:
-            return "Done"
-        await capture.done.wait()
-        raise SkipWrite
+            if self._capture is not None:
+                await self._finish(self._capture)
 
-    @flush_now.putter  # pyright: ignore[reportGeneralTypeIssues]
-    async def flush_now(self, instance: Any, value: Any) -> str:
-        if is_set(instance, value):
+    async def _flush_now(self) -> None:
+        """FlushNow=1: flush data and attributes of the open file."""
+        try:
             async with self._lock:
                 capture = self._capture
                 writer = None if capture is None else capture.writer
@@ -363,34 +354,40 @@ class NDFileHDF5Group(AreaDetectorGroup):
                     try:
                         await run_in(self._executor, writer.flush)
                     except SimError as exc:
-                        await self._fail(str(exc))
-                    await self.swmr_cb_counter.write(writer.flushes)
-        return "Done"
+                        self._fail(str(exc))
+                    self.swmr_cb_counter.set(writer.flushes)
+        finally:
+            self.flush_now.finish()
 
-    @write_file.putter  # pyright: ignore[reportGeneralTypeIssues]
-    async def write_file(self, instance: Any, value: Any) -> str:
-        if is_set(instance, value) and self.file_write_mode.value == "Single":
-            await self.write_file_rbv.write("Writing")
-            async with self._lock:
-                if self._last is None:
-                    await self._fail("ERROR: no array to write")
-                else:
-                    await self._write_single(self._last)
-            await self.write_file_rbv.write("Done")
-        return "Done"
+    async def _write_file(self) -> None:
+        """WriteFile=1: in Single mode, the last array into one file."""
+        try:
+            if self.file_write_mode.value == "Single":
+                self.write_file_rbv.set("Writing")
+                async with self._lock:
+                    if self._last is None:
+                        self._fail("ERROR: no array to write")
+                    else:
+                        await self._write_single(self._last)
+                self.write_file_rbv.set("Done")
+        finally:
+            self.write_file.finish()
 
-    @file_path.putter  # pyright: ignore[reportGeneralTypeIssues]
-    async def file_path(self, instance: Any, value: Any) -> str:
-        path = with_separator(str(value))
-        await self.readback(instance, path)
+    async def _put_path(self, value: str) -> None:
+        """FilePath: FilePath_RBV with a trailing separator, the directory checked."""
+        path = with_separator(value)
+        self.file_path_rbv.set(path)
         await self._check_path(path)
-        return path
 
     async def _check_path(self, path: str) -> None:
         """Create the directory as CreateDirectory says; FilePathExists_RBV."""
         try:
             await asyncio.to_thread(create_directory, path, int(self.create_directory.value))
         except SimError as exc:
-            await self._fail(str(exc))
+            self._fail(str(exc))
         exists = await asyncio.to_thread(directory_usable, path)
-        await self.file_path_exists.write("Yes" if exists else "No")
+        self.file_path_exists.set("Yes" if exists else "No")
+
+
+async def _nothing() -> None:
+    """A put of 0 to a busy record whose operation cannot be stopped."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from swmr_roi_ioc.app._series import CHUNK_FRAMES, SERIES_KEYS, RegionSeries
 from swmr_roi_ioc.stats import FrameStats, Roi, ScanGeometry, compute_stats
@@ -182,3 +184,102 @@ def test_series_map_clear_and_restart() -> None:
     assert region.count == 0 and region.nbytes == 0
     assert np.isnan(region.series(4)["total"]).all()
     assert region.full()["total"].shape == (0,)
+
+
+# -- incremental views: the same bits as rebuilding them from the store ------
+
+
+def _placed_from_store(region: RegionSeries, key: str, scan: ScanGeometry) -> np.ndarray:
+    """The map built from scratch, as it was before the views were incremental."""
+    grid = np.full(scan.size, np.nan)
+    stop = min(region.count, scan.size)
+    if stop > region.origin:
+        cells = scan.cells(np.arange(region.origin, stop))
+        grid[cells] = region.read(key, region.origin, stop)
+    return grid
+
+
+def _series_from_store(region: RegionSeries, length: int) -> dict[str, np.ndarray]:
+    first = max(region.origin, region.count - length)
+    out = {}
+    for key in SERIES_KEYS:
+        shown = np.full(length, np.nan)
+        part = region.read(key, first, region.count)
+        shown[: len(part)] = part
+        out[key] = shown
+    return out
+
+
+def _stats(rng: np.random.Generator, n: int) -> FrameStats:
+    total = rng.integers(0, 1000, n).astype(np.float64)
+    return FrameStats(total, total - 0.5, total % 7, total + 3, total / 9)
+
+
+_live = st.tuples(  # n, gap: mostly a few frames right after the last, as live
+    st.just("live"),
+    st.one_of(st.integers(1, 3), st.integers(1, 40)),
+    st.one_of(st.just(0), st.integers(0, 30)),
+)
+_ops = st.lists(
+    st.one_of(
+        _live,
+        _live,
+        st.tuples(st.just("recompute"), st.integers(1, 60), st.integers(0, 200)),  # n, start
+        st.tuples(st.just("clear"), st.just(0), st.just(0)),
+        st.tuples(st.just("restart"), st.just(0), st.just(0)),
+        st.tuples(st.just("scan"), st.integers(1, 9), st.integers(1, 9)),  # rows, cols
+        st.tuples(st.just("length"), st.integers(1, 50), st.just(0)),
+        st.tuples(st.just("show"), st.just(0), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=_ops, snake=st.booleans(), seed=st.integers(0, 2**16))
+@example(ops=[("live", 1, 0)] * 8, snake=True, seed=0)
+def test_views_equal_a_rebuild_after_any_writes(
+    ops: list[tuple[str, int, int]], snake: bool, seed: int
+) -> None:
+    """Live batches (with gaps: a ROI not in use), recomputes of past frames,
+    Reset, restart, new scan shapes and series lengths, in any order: every
+    map and series shown equals the one built from the store, and an array
+    handed out never changes while it is held (every other op's arrays are
+    held; the others are dropped, so their buffers are written again)."""
+    rng = np.random.default_rng(seed)
+    region = RegionSeries("R")
+    scan, length = ScanGeometry((4, 6), snake), 16
+    handed: list[tuple[np.ndarray, np.ndarray]] = []
+    before: tuple[int, dict[str, np.ndarray]] | None = None  # the last shown
+    for step, (op, a, b) in enumerate(ops):
+        hold = step % 2 == 0
+        if op == "live":
+            region.put(region.count + b, _stats(rng, a), live=True)
+        elif op == "recompute":
+            region.put(min(b, region.count), _stats(rng, a), live=False)
+        elif op == "clear":
+            region.clear(region.count)
+        elif op == "restart":
+            region.restart()
+        elif op == "scan":
+            scan = ScanGeometry((a, b), snake)
+        elif op == "length":
+            length = a
+        for key in ("total", "max"):
+            shown = region.placed(key, scan)
+            assert not shown.flags.writeable
+            assert_same_bits(shown, _placed_from_store(region, key, scan))
+            if hold:
+                handed.append((shown, shown.copy()))
+        series = region.series(length)
+        for key in SERIES_KEYS:
+            assert_same_bits(series[key], _series_from_store(region, length)[key])
+            if hold:
+                handed.append((series[key], series[key].copy()))
+        if op == "show" and before is not None:  # nothing changed: the same arrays
+            assert (region.generation, series) == before
+            assert series is before[1]
+        before = (region.generation, series)
+        del shown, series
+    for array, copy in handed:
+        assert_same_bits(array, copy)

@@ -148,3 +148,39 @@ def test_long_acquisition_and_retroactive_change_stay_bit_exact() -> None:
     grid = snap.rois[0].map.reshape(2, 3)  # the first 6 frames, snake
     np.testing.assert_array_equal(grid[0], changed["total"][:3])
     np.testing.assert_array_equal(grid[1], changed["total"][3:6][::-1])
+
+
+def test_snapshots_follow_a_retroactive_change_batch_by_batch() -> None:
+    """Views built before a ROI change pick up each recomputed batch (the
+    cells those frames touch); the other regions keep their generation and
+    their very arrays; what a snapshot handed out never changes."""
+    state = ServiceState(parse_config(CONFIG))
+    state.start_acquisition("/data/x.h5", (8, 8))
+    frames = np.random.default_rng(3).integers(0, 65536, (6, 8, 8), dtype=np.uint16)
+    _feed(state, frames, 0)
+    before = state.snapshot()
+    held = before.rois[0].map.copy()
+    assert not before.rois[0].map.flags.writeable
+    assert not before.rois[0].series["total"].flags.writeable
+    state.set_roi(0, x=1, y=2, width=5, height=3)
+    request = state.take_recompute()
+    assert request is not None
+    changed = _truth(frames, 1, 2, 5, 3)["total"]
+    original = _truth(frames, 0, 0, 2, 2)["total"]
+    stats = compute_stats(frames[:2], [request.roi])[0][0]
+    assert state.put_recomputed(request, 0, stats)
+    middle = state.snapshot()
+    grid = middle.rois[0].map.reshape(2, 3)
+    np.testing.assert_array_equal(grid[0], [*changed[:2], original[2]])
+    np.testing.assert_array_equal(middle.rois[0].series["total"], original[2:])
+    assert middle.rois[0].generation != before.rois[0].generation
+    assert middle.rois[1].generation == before.rois[1].generation
+    assert middle.rois[1].series is before.rois[1].series
+    stats = compute_stats(frames[2:], [request.roi])[0][0]
+    assert state.put_recomputed(request, 2, stats)
+    after = state.snapshot()
+    grid = after.rois[0].map.reshape(2, 3)
+    np.testing.assert_array_equal(grid[0], changed[:3])
+    np.testing.assert_array_equal(grid[1], changed[3:][::-1])
+    np.testing.assert_array_equal(after.rois[0].series["total"], changed[2:])
+    np.testing.assert_array_equal(before.rois[0].map, held)  # never written

@@ -1,4 +1,8 @@
-"""ROI statistics against a line-by-line port of NDPluginROIStat (ADCore)."""
+"""ROI statistics against a line-by-line port of NDPluginROIStat (ADCore).
+
+Integer frames have two implementations, the compiled kernel (the default)
+and numpy (float frames, and the reference): every property runs on both.
+"""
 
 import contextlib
 from typing import Any
@@ -154,18 +158,28 @@ def small_blocks() -> Any:
     )
 
 
+def numpy_path(use_kernel: bool) -> Any:
+    """The kernel (the default), or numpy for integer frames too."""
+    if use_kernel:
+        return contextlib.nullcontext()
+    return mock.patch.object(_roi, "USE_KERNEL", False)
+
+
+both_paths = pytest.mark.parametrize("use_kernel", [True, False], ids=["kernel", "numpy"])
+
+
 # ---------------------------------------------------------------------------
 # Property tests
 # ---------------------------------------------------------------------------
 
 
+@both_paths
 @settings(max_examples=400, deadline=None)
 @given(frames=frame_batches(), roi=rois(), blocks=st.booleans())
-def test_roi_stats_matches_ndpluginroistat(frames: np.ndarray, roi: Roi, blocks: bool) -> None:
-    if blocks:
-        with small_blocks():
-            got = roi_stats(frames, roi)
-    else:
+def test_roi_stats_matches_ndpluginroistat(
+    frames: np.ndarray, roi: Roi, blocks: bool, use_kernel: bool
+) -> None:
+    with numpy_path(use_kernel), small_blocks() if blocks else contextlib.nullcontext():
         got = roi_stats(frames, roi)
     check_against_naive(frames, roi, got)
 
@@ -182,15 +196,20 @@ def test_clamp_roi_matches_ndpluginroistat(frames: np.ndarray, roi: Roi) -> None
     assert clamp_roi(clamped, (height, width)) == clamped
 
 
+@both_paths
 @settings(max_examples=100, deadline=None)
 @given(frames=frame_batches())
-def test_frame_stats_is_whole_frame_without_background(frames: np.ndarray) -> None:
-    got = frame_stats(frames)
+def test_frame_stats_is_whole_frame_without_background(
+    frames: np.ndarray, use_kernel: bool
+) -> None:
+    with numpy_path(use_kernel):
+        got = frame_stats(frames)
     whole = Roi(0, 0, frames.shape[2], frames.shape[1])
     check_against_naive(frames, whole, got)
     assert np.array_equal(got.net, got.total)
 
 
+@both_paths
 @settings(max_examples=100, deadline=None)
 @given(
     frames=frame_batches(),
@@ -198,9 +217,9 @@ def test_frame_stats_is_whole_frame_without_background(frames: np.ndarray) -> No
     chunk_bytes=st.sampled_from([1, 50, _roi._CHUNK_BYTES]),
 )
 def test_compute_stats_equals_single_calls(
-    frames: np.ndarray, roi_list: list[Roi], chunk_bytes: int
+    frames: np.ndarray, roi_list: list[Roi], chunk_bytes: int, use_kernel: bool
 ) -> None:
-    with mock.patch.object(_roi, "_CHUNK_BYTES", chunk_bytes):
+    with numpy_path(use_kernel), mock.patch.object(_roi, "_CHUNK_BYTES", chunk_bytes):
         per_roi, whole = compute_stats(frames, roi_list)
     assert len(per_roi) == len(roi_list)
     for roi, got in zip(roi_list, per_roi, strict=True):
@@ -219,9 +238,10 @@ def test_compute_stats_equals_single_calls(
 def test_many_rois_one_pass_is_bit_identical(
     frames: np.ndarray, roi_list: list[Roi], blocks: bool
 ) -> None:
-    """From MANY_REGIONS regions on, integer frames go through the band tables:
-    the same bits as the region-by-region path, and as NDPluginROIStat."""
-    with small_blocks() if blocks else contextlib.nullcontext():
+    """Without the kernel, from MANY_REGIONS regions on, integer frames go
+    through the band tables: the same bits as the region-by-region path, and
+    as NDPluginROIStat."""
+    with numpy_path(False), small_blocks() if blocks else contextlib.nullcontext():
         per_roi, whole = compute_stats(frames, roi_list)
         with mock.patch.object(_roi, "MANY_REGIONS", 10**6):
             direct, direct_whole = compute_stats(frames, roi_list)
@@ -241,7 +261,9 @@ def test_many_rois_one_pass_is_bit_identical(
     )
 )
 def test_block_sums_exact_on_wide_frames(frames: np.ndarray) -> None:
-    got = frame_stats(frames)
+    with numpy_path(False):
+        got = frame_stats(frames)
+    assert got.total.tobytes() == frame_stats(frames).total.tobytes()
     want = frames.sum(axis=(1, 2), dtype=np.int64).astype(np.float64)
     assert np.array_equal(got.total, want)
 
@@ -251,29 +273,36 @@ def test_block_sums_exact_on_wide_frames(frames: np.ndarray) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_uint8_all_255_2000x2000_is_exact() -> None:
+@both_paths
+def test_uint8_all_255_2000x2000_is_exact(use_kernel: bool) -> None:
     frames = np.full((1, 2000, 2000), 255, dtype=np.uint8)
-    got = roi_stats(frames, Roi(0, 0, 2000, 2000, background_width=10))
+    with numpy_path(use_kernel):
+        got = roi_stats(frames, Roi(0, 0, 2000, 2000, background_width=10))
+        whole = frame_stats(frames)
     assert got.total[0] == 255 * 4_000_000
     assert got.mean[0] == 255.0
     assert got.min[0] == got.max[0] == 255.0
     assert got.net[0] == 0.0
-    assert frame_stats(frames).total[0] == 255 * 4_000_000
+    assert whole.total[0] == 255 * 4_000_000
 
 
-def test_uint16_65535_frames_are_exact() -> None:
+@both_paths
+def test_uint16_65535_frames_are_exact(use_kernel: bool) -> None:
     frames = np.full((2, 1000, 1000), 65535, dtype=np.uint16)
-    assert np.array_equal(frame_stats(frames).total, [65535e6, 65535e6])
     # taller than one uint32 block of 65537 rows
     tall = np.full((1, 70_000, 130), 65535, dtype=np.uint16)
-    assert frame_stats(tall).total[0] == 65535 * 70_000 * 130
+    with numpy_path(use_kernel):
+        assert np.array_equal(frame_stats(frames).total, [65535e6, 65535e6])
+        assert frame_stats(tall).total[0] == 65535 * 70_000 * 130
 
 
-def test_random_uint8_block_edges() -> None:
+@both_paths
+def test_random_uint8_block_edges(use_kernel: bool) -> None:
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, size=(3, 1216, 1936), dtype=np.uint8)
     roi = Roi(13, 250, 1500, 600, background_width=7)
-    got = roi_stats(frames, roi)
+    with numpy_path(use_kernel):
+        got = roi_stats(frames, roi)
     view = frames[:, 250:850, 13:1513].astype(np.int64)
     assert np.array_equal(got.total, view.sum(axis=(1, 2)))
     assert np.array_equal(got.min, view.min(axis=(1, 2)))
@@ -299,21 +328,25 @@ def test_clamp_examples(roi: Roi, clamped: Roi) -> None:
     assert clamp_roi(roi, (50, 40)) == clamped
 
 
-def test_background_double_counts_overlapping_rows() -> None:
+@both_paths
+def test_background_double_counts_overlapping_rows(use_kernel: bool) -> None:
     # 3x3 ROI, BgdWidth 2: top rows 0-1 and bottom rows 1-2 (row 1 twice),
     # 12 background pixels, no middle rows.
     frames = np.zeros((1, 3, 3), dtype=np.uint8)
     frames[0, 0, 0] = 1
-    got = roi_stats(frames, Roi(0, 0, 3, 3, 2))
+    with numpy_path(use_kernel):
+        got = roi_stats(frames, Roi(0, 0, 3, 3, 2))
     assert got.total[0] == 1.0
     assert got.net[0] == 1.0 - 1.0 / 12 * 9
 
 
-def test_background_double_counts_overlapping_columns() -> None:
+@both_paths
+def test_background_double_counts_overlapping_columns(use_kernel: bool) -> None:
     # 3 wide, 5 tall, BgdWidth 2: middle row 2 takes columns 0-1 and 1-2
     frames = np.zeros((1, 5, 3), dtype=np.int32)
     frames[0, 2, 1] = 1
-    got = roi_stats(frames, Roi(0, 0, 3, 5, 2))
+    with numpy_path(use_kernel):
+        got = roi_stats(frames, Roi(0, 0, 3, 5, 2))
     assert got.net[0] == 1.0 - 2.0 / 16 * 15
 
 
