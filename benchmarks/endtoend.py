@@ -56,6 +56,10 @@ def ioc_catchup(path: Path, frames: int, rois: list[Roi], timeout: float = 600.0
     env = loopback_env()
     log = data / "ioc.log"
     events_file = data / "camonitor.txt"
+    # our own caRepeater: else libca starts one that outlives us (and holds
+    # the pipes of the caget that started it)
+    repeater = subprocess.Popen([epics_bin("caRepeater")], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         with _processes(env) as procs:
             _start_ioc(procs, config, log)
@@ -84,6 +88,8 @@ def ioc_catchup(path: Path, frames: int, rois: list[Roi], timeout: float = 600.0
         note = "" if fps is not None else "too few updates to time"
         return EndToEnd(fps, first.arrival - linked, _count(last.value) >= frames, note)
     finally:
+        repeater.terminate()
+        repeater.wait(timeout=10)
         target.unlink(missing_ok=True)
         for leftover in data.iterdir():
             if leftover.suffix in (".nxs", ".tmp"):
