@@ -21,7 +21,11 @@ from aioca import FORMAT_TIME, caget
 from tests.conftest import Process, swmr_roi_ioc
 from tests.integration.helpers import message_of, read_frames, truth, wait_for, write_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aioca_cleanup")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.usefixtures("aioca_cleanup"),
+    pytest.mark.timeout(600),  # replacement workers start slowly on a loaded machine
+]
 
 ROI = {"name": "ROI1", "x": 10, "y": 20, "width": 40, "height": 30, "background_width": 2}
 FINISHED = 3
@@ -70,16 +74,16 @@ async def _severity(pv: str) -> int:
 async def test_workers_killed_and_stopped_mid_acquisition(
     tmp_path: Path, prefix: str, processes: list[Process]
 ) -> None:
-    ioc = start_ioc(tmp_path, prefix, processes, timeout=20.0)
+    ioc = start_ioc(tmp_path, prefix, processes, timeout=60.0)
     h5 = tmp_path / "data" / "scan.h5"
-    frames = 1000
+    frames = 1200  # at 20 Hz: the writer runs through both faults
     writer = Process(
         swmr_roi_ioc(
-            "simulate", str(h5), "--frames", str(frames), "--rate", "40", "--scan", "20", "20"
+            "simulate", str(h5), "--frames", str(frames), "--rate", "20", "--scan", "30", "40"
         )  # fmt: skip
     )
     processes.append(writer)
-    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= 40, 60)
+    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= 40, 120)
     pid = ioc.proc.pid
     assert not loaded_hdf5(pid)  # the IOC process never loaded HDF5
     first = workers_of(pid)
@@ -89,7 +93,8 @@ async def test_workers_killed_and_stopped_mid_acquisition(
     for worker in first:
         os.kill(worker, signal.SIGKILL)
     killed_at = int(await caget(f"{prefix}ArrayCounter_RBV"))
-    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= killed_at + 40, 30)
+    # a replacement is a fresh interpreter: seconds of imports on a loaded machine
+    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= min(killed_at + 40, frames), 120)
     await asyncio.sleep(1.0)  # the spares started
     second = workers_of(pid)
     assert second and not set(second) & set(first), (first, second)
@@ -105,16 +110,18 @@ async def test_workers_killed_and_stopped_mid_acquisition(
         await asyncio.sleep(0.2)
     assert await _severity(f"{prefix}Status_RBV") >= 1
     stuck_at = int(await caget(f"{prefix}ArrayCounter_RBV"))
-    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= stuck_at + 20, STALL + 30)
-    assert time.monotonic() - stopped >= STALL - 0.5
+    goal = min(stuck_at + 20, frames)
+    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= goal, STALL + 120)
+    if stuck_at < frames:  # frames were left: they came only from a replacement
+        assert time.monotonic() - stopped >= STALL - 0.5
     # every stopped one was killed and replaced, the idle one found by its ping
-    deadline = time.monotonic() + STALL + 20
+    deadline = time.monotonic() + STALL + 120
     while set(third := workers_of(pid)) & set(second) or len(third) < 2:
         assert time.monotonic() < deadline, (second, third)
         await asyncio.sleep(0.5)
 
     assert writer.wait(60) == 0
-    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v == frames, 60)
+    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v == frames, 180)
     await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == FINISHED, 60)
     data = read_frames(h5)
     region = data[:, 20:50, 10:50].astype(np.float64)
@@ -185,7 +192,7 @@ async def test_file_server_hang(
         )  # fmt: skip
     )
     processes.append(writer)
-    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= 40, 60)
+    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= 40, 120)
 
     flag.touch()  # the file server stops answering reads
     hung = time.monotonic()
@@ -205,7 +212,7 @@ async def test_file_server_hang(
     flag.unlink()  # it answers again
 
     assert writer.wait(60) == 0
-    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v == frames, 60)
+    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v == frames, 180)
     data = read_frames(h5)
     totals = data[:, 20:50, 10:50].astype(np.float64).sum(axis=(1, 2))
     series = np.asarray(await caget(f"{prefix}1:TSTotal", count=frames))

@@ -204,6 +204,7 @@ class WorkerPool:
             loop = asyncio.get_running_loop()
             worker.future = loop.create_future()
             worker.since, worker.about = time.monotonic(), about
+            log.debug("%s: %s %s", worker.name, op, about)
             try:
                 worker.conn.send((op, args))
             except OSError as exc:
