@@ -1,4 +1,4 @@
-"""Live, latency, idle and many-client measurements of issue 5: the IOC running.
+"""Live, latency, idle and many-client measurements: the IOC running.
 
 Everything runs as separate processes on loopback with private EPICS ports:
 the simulated NDFileHDF5 writer (``python -m swmr_roi_ioc simulate``), the

@@ -32,7 +32,7 @@ class Row:
 
 @dataclass
 class Target:
-    """A target of issue 5 and what this run measured for it."""
+    """A performance target and what this run measured for it."""
 
     name: str
     measured: float | None

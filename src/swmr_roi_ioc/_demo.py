@@ -24,14 +24,18 @@ from typing import Any
 
 from aioca import DBR_CHAR_STR, caget, caput, purge_channel_caches
 
-from swmr_roi_ioc.app import resolve_under, serve
-from swmr_roi_ioc.config import DATA_ROOT_ENV, IocConfig, load_config, parse_config
+from swmr_roi_ioc.app import serve
+from swmr_roi_ioc.config import DATA_ROOT_ENV, IocConfig, load_config, parse_config, resolve_under
+from swmr_roi_ioc.engine import nexus_path
 from swmr_roi_ioc.sim import SimOptions, run_sim_camera, write_file
 
 log = logging.getLogger(__name__)
 
 #: Pause between two simulated acquisitions.
 PAUSE_S = 3.0
+#: Acquisitions kept on disk (a 30 x 40 scan of 256 x 320 uint16 is ~200 MB,
+#: in RAM where /tmp is tmpfs); older raw and NeXus files are deleted.
+KEEP = 3
 
 
 def _camera_process(
@@ -51,7 +55,7 @@ def _camera_process(
         asyncio.run(main())
 
 
-def _writer_loop(path: str, options: SimOptions, stop: Event) -> None:
+def _writer_loop(path: str, options: SimOptions, stop: Event, pause_s: float) -> None:
     """Child process (fixed-file configs): write, pause, replace the file, forever."""
     logging.basicConfig(level=logging.WARNING)
     target = Path(path)
@@ -59,10 +63,32 @@ def _writer_loop(path: str, options: SimOptions, stop: Event) -> None:
         while not stop.is_set():
             target.unlink(missing_ok=True)  # a new inode: the IOC starts over
             write_file(target, options)
-            stop.wait(PAUSE_S)
+            stop.wait(pause_s)
 
 
-async def drive_camera(camera: str, hdf: str, directory: Path, frames: int, rate_hz: float) -> None:
+def prune(directory: Path, keep: int, pattern: str = "demo_*.h5") -> list[Path]:
+    """Delete all but the newest ``keep`` acquisitions in ``directory`` (the raw
+    file and its NeXus file, ``<stem>_roi.nxs``); returns what was deleted."""
+    raws = sorted(directory.glob(pattern), key=lambda p: (p.stat().st_mtime, p.name))
+    gone: list[Path] = []
+    for raw in raws[: max(0, len(raws) - keep)]:
+        for path in (raw, nexus_path(raw, None)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                gone.append(path)
+    return gone
+
+
+async def drive_camera(
+    camera: str,
+    hdf: str,
+    directory: Path,
+    frames: int,
+    rate_hz: float,
+    *,
+    keep: int = KEEP,
+    pause_s: float = PAUSE_S,
+) -> None:
     """Acquisition after acquisition on the simulated camera, over CA."""
     cam, plugin = camera + "cam1:", camera + hdf
     await caget(plugin + "Capture_RBV", timeout=30)  # wait for the camera IOC
@@ -85,6 +111,7 @@ async def drive_camera(camera: str, hdf: str, directory: Path, frames: int, rate
         ("AcquireTime", 0.5 / rate_hz),
     ]:
         await caput(cam + pv, value, wait=True)
+    count = 0
     while True:
         await caput(cam + "ArrayCounter", 0, wait=True)  # the picture starts over
         await caput(plugin + "Capture", 1)
@@ -94,8 +121,16 @@ async def drive_camera(camera: str, hdf: str, directory: Path, frames: int, rate
         while await _capturing(plugin):
             await asyncio.sleep(0.5)
         name = await caget(plugin + "FullFileName_RBV", datatype=DBR_CHAR_STR)
-        log.warning("demo: acquisition written to %s; next in %g s", name, PAUSE_S)
-        await asyncio.sleep(PAUSE_S)
+        count += 1
+        # the IOC is done with all but the newest files (it reads the last one
+        # until the next acquisition replaces it)
+        gone = await asyncio.to_thread(prune, directory, keep)
+        log.info(
+            "demo: acquisition %d written to %s (%d frames); %d kept, %d old files "
+            "deleted; next in %g s",
+            count, name, frames, keep, len(gone), pause_s,
+        )  # fmt: skip
+        await asyncio.sleep(pause_s)
 
 
 async def _capturing(plugin: str) -> bool:
@@ -126,12 +161,15 @@ def _split_plugin(plugin_prefix: str) -> tuple[str, str]:
     return (head + ":" if head else ""), tail + ":"
 
 
-async def _run_with_camera(config: IocConfig, root: Path, frames: int, rate_hz: float) -> None:
+async def _run_with_camera(
+    config: IocConfig, root: Path, frames: int, rate_hz: float, keep: int, pause_s: float
+) -> None:
     assert config.source.plugin_prefix is not None
     camera, hdf = _split_plugin(config.source.plugin_prefix)
+    driver = drive_camera(camera, hdf, root, frames, rate_hz, keep=keep, pause_s=pause_s)
     tasks = [
         asyncio.create_task(serve(config), name="ioc"),
-        asyncio.create_task(drive_camera(camera, hdf, root, frames, rate_hz), name="driver"),
+        asyncio.create_task(driver, name="driver"),
     ]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -153,6 +191,8 @@ def run_demo(
     rate_hz: float,
     directory: str | None,
     web_port: int | None = None,
+    keep: int = KEEP,
+    pause_s: float = PAUSE_S,
 ) -> int:
     """Run until Ctrl-C. ``directory`` becomes data_root. The live page is on,
     with editing."""
@@ -171,7 +211,7 @@ def run_demo(
             path = resolve_under(root, config.source.file)
             path.parent.mkdir(parents=True, exist_ok=True)
             options = SimOptions(frames=count, rate_hz=rate_hz, scan=scan, snake=config.scan.snake)
-            child = ctx.Process(target=_writer_loop, args=(str(path), options, stop))
+            child = ctx.Process(target=_writer_loop, args=(str(path), options, stop, pause_s))
             what = f"a simulated writer rewriting {path}"
         else:
             if config.source.plugin_prefix is None:
@@ -197,9 +237,12 @@ def run_demo(
         child.start()
         prefix = config.prefix
         print(f"demo: {what}: {count} frames at {rate_hz:g} Hz, acquisitions in a loop")
-        print(f"demo: IOC prefix {prefix}")
+        print(f"demo: IOC prefix {prefix}; the last {keep} acquisitions are kept in {root}")
         print(f"demo: try   caget {prefix}ArrayCounter_RBV {prefix}1:Total_RBV")
         print(f"demo:       caget -S {prefix}StatusMessage_RBV")
+        print(f"demo:       camonitor {prefix}1:Total_RBV {prefix}Status_RBV")
+        if config.pva:
+            print(f"demo:       pvget {prefix}1:Map    (an NTNDArray over PVAccess)")
         from swmr_roi_ioc.publish.web import page_url  # bokeh: not in the camera's process
 
         print(f"demo: live page {page_url(config)}   (Ctrl-C to stop)", flush=True)
@@ -207,7 +250,7 @@ def run_demo(
             if config.source.file is not None:
                 asyncio.run(serve(config))
             else:
-                asyncio.run(_run_with_camera(config, root, count, rate_hz))
+                asyncio.run(_run_with_camera(config, root, count, rate_hz, keep, pause_s))
         except KeyboardInterrupt:
             pass
         finally:

@@ -95,7 +95,9 @@ def test_dockerfile_promises() -> None:
     for key in ("title", "description", "source", "licenses", "version"):
         assert f"org.opencontainers.image.{key}=" in labels
     (health,) = [i.args for i in runtime if i.keyword == "HEALTHCHECK"]
-    assert "Uptime_RBV" in health
+    # no address in it: the probe finds the IOC from its pid, not by a CA search
+    assert exec_form(health.split(" CMD ", 1)[1])[:3] == ["swmr-roi-ioc", "probe", IMAGE_CONFIG]
+    assert "127.0.0.1" not in health
 
 
 # ------------------------------------------------- the steps, replayed ---
@@ -175,13 +177,16 @@ def test_builder_steps_install_a_working_ioc(image_venv: ImageVenv) -> None:
     version = run([bin_ / "swmr-roi-ioc", "--version"])
     assert version.returncode == 0, version.stderr
     assert re.match(r"\d+\.\d+", version.stdout), version.stdout
-    check = run([bin_ / "swmr-roi-ioc", "check", REPO / "ioc" / "ioc.yaml"])
+    check = run(
+        [bin_ / "swmr-roi-ioc", "check", REPO / "ioc" / "ioc.yaml"],
+        env={**os.environ, "SWMR_ROI_DATA_ROOT": str(image_venv.work)},
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "Uptime_RBV" in check.stdout
     pip_check = run([bin_ / "python", "-m", "pip", "check"])
     assert pip_check.returncode == 0, pip_check.stdout
     # the runtime dependencies really are in the venv, not borrowed from ours
-    imports = run([bin_ / "python", "-c", "import caproto, p4p, aioca, h5py, hdf5plugin"])
+    imports = run([bin_ / "python", "-c", "import softioc, p4p, aioca, h5py, hdf5plugin"])
     assert imports.returncode == 0, imports.stderr
 
 
@@ -214,6 +219,11 @@ def test_image_runs_as_any_uid_and_passes_its_healthcheck(
     env.update(image_env)
     env["HOME"] = str(work / "no-home")  # does not exist: nothing may need it
     env["SWMR_ROI_DATA_ROOT"] = str(data)  # as the helm chart sets it
+    # the pid file, in a directory of this test's own (as the image's /tmp: any uid writes)
+    pids = work / "runtime"
+    pids.mkdir()
+    pids.chmod(0o1777)
+    env["SWMR_ROI_RUNTIME_DIR"] = str(pids)
 
     (entrypoint,) = [exec_form(i.args) for i in runtime if i.keyword == "ENTRYPOINT"]
     (cmd,) = [exec_form(i.args) for i in runtime if i.keyword == "CMD"]
@@ -221,8 +231,8 @@ def test_image_runs_as_any_uid_and_passes_its_healthcheck(
     (health,) = [
         exec_form(i.args.split(" CMD ", 1)[1]) for i in runtime if i.keyword == "HEALTHCHECK"
     ]
-    assert health[0] == "python"
-    probe = [*image_venv.as_uid, str(bin_ / "python"), *health[1:]]
+    assert health[0] == "swmr-roi-ioc"
+    probe = [*image_venv.as_uid, str(bin_ / health[0]), *health[1:]]
     probe = [a.replace(IMAGE_CONFIG, str(config)) for a in probe]
 
     with open(work / "ioc.log", "w") as log:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -117,15 +118,52 @@ def test_deployment_as_promised() -> None:
     assert mounts["config"]["mountPath"] == "/epics/ioc/config"
     assert volumes["config"]["configMap"]["name"] == manifests["ConfigMap"]["metadata"]["name"]
     assert mounts["data"]["mountPath"] == config["data_root"]
-    assert mounts["data"]["readOnly"] is True
+    assert mounts["data"]["readOnly"] is False  # NeXus files beside the data by default
     assert volumes["data"]["hostPath"]["path"] == config["data_root"]
     assert mounts["opi"]["mountPath"] == "/epics/opi"
     assert mounts["tmp"]["mountPath"] == "/tmp"
     assert "nexus" not in mounts
 
+    # no address in the probe: it finds the IOC from its pid (IOCs sharing a
+    # node's network all bind UDP 5064; a search would reach one of them)
     command = container["livenessProbe"]["exec"]["command"]
-    assert command[:2] == ["python", "-c"]
-    assert f'"{config["prefix"]}Uptime_RBV"' in command[2]
+    assert command[:3] == ["swmr-roi-ioc", "probe", "/epics/ioc/config/ioc.yaml"]
+    assert "127.0.0.1" not in " ".join(command)
+
+    # the config is checked before the IOC starts, with the IOC's env and mounts
+    (check,) = spec["initContainers"]
+    assert check["name"] == "check-config"
+    assert check["image"] == container["image"]
+    assert check["args"] == ["check", "/epics/ioc/config/ioc.yaml"]
+    assert check["env"] == container["env"]
+    check_mounts = {m["name"]: m for m in check["volumeMounts"]}
+    assert check_mounts["config"] == mounts["config"] and check_mounts["data"] == mounts["data"]
+
+    # epics-containers' labels, on the pod and every object
+    every = [pod["metadata"]["labels"], *(m["metadata"]["labels"] for m in manifests.values())]
+    for labels in every:
+        assert labels["is_ioc"] == "true"
+        assert (labels["location"], labels["domain"], labels["ioc_group"]) == ("ioc", "ioc", "ioc")
+    assert container["image"].endswith(":" + _chart()["appVersion"])
+
+
+def _chart() -> dict[str, Any]:
+    return _yaml_load((CHART / "Chart.yaml").read_text())
+
+
+def test_app_version_is_the_package_release() -> None:
+    """The image tag defaults to appVersion: the release the package is at, or
+    (a development version) the release it is heading to."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    package = Version(version("swmr-roi-ioc"))
+    chart = Version(_chart()["appVersion"])
+    assert package.base_version == str(chart) or (package.is_devrelease and package < chart), (
+        f"Chart.yaml appVersion {chart} does not match the package version {package}"
+    )
+    assert _chart()["version"] == _chart()["appVersion"]
 
 
 def test_notes_name_the_prefix_and_warn_about_nexus() -> None:
@@ -133,13 +171,22 @@ def test_notes_name_the_prefix_and_warn_about_nexus() -> None:
     assert result.returncode == 0, result.stderr
     notes = result.stdout.split("NOTES:", 1)[1]
     assert f"caget {_config()['prefix']}Status_RBV" in notes
-    assert "NeXus files cannot be written" in notes
+    assert "WARNING" not in notes  # the defaults work together
+    result = run([helm_binary(), "install", "ioc-test", CHART, "--dry-run=client",
+                  "--set", "dataVolume.readOnly=true"])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "NeXus files cannot be written" in result.stdout.split("NOTES:", 1)[1]
 
 
 def test_claims_and_values_override() -> None:
     manifests = _manifests(_template(CHART, *_values_args("claims-values.yaml")))
     spec = manifests["Deployment"]["spec"]["template"]["spec"]
     assert "hostNetwork" not in spec
+    # without the node's network a Service fronts the pod: CA and PVA, TCP and UDP
+    service = manifests["Service"]["spec"]
+    assert service["selector"] == manifests["Deployment"]["spec"]["selector"]["matchLabels"]
+    ports = {(p["port"], p["protocol"]) for p in service["ports"]}
+    assert ports == {(5064, "TCP"), (5064, "UDP"), (5075, "TCP"), (5076, "UDP")}
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "bl01c-data", "readOnly": True}
     (container,) = spec["containers"]
@@ -150,6 +197,9 @@ def test_claims_and_values_override() -> None:
 
     manifests = _manifests(_template(CHART, *_values_args("hostpath-values.yaml")))
     deployment = manifests["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    # the instance's location; podLabels add labels but do not change the chart's
+    assert (labels["location"], labels["team"]) == ("bl01c-ws", "controls")
     assert deployment["spec"]["replicas"] == 0
     spec = deployment["spec"]["template"]["spec"]
     (container,) = spec["containers"]
@@ -182,7 +232,9 @@ def test_nexus_volume_at_the_configured_directory(tmp_path: Path) -> None:
     text = config.read_text()
     assert "  directory: null" in text
     config.write_text(text.replace("  directory: null", "  directory: /dls/bl01c/processed"))
-    rendered = _template(chart, "--set", "nexusVolume.enabled=true")
+    rendered = _template(
+        chart, "--set", "nexusVolume.enabled=true", "--set", "dataVolume.readOnly=true"
+    )
     spec = _manifests(rendered)["Deployment"]["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     mounts = {m["name"]: m for m in container["volumeMounts"]}
@@ -210,7 +262,10 @@ def test_a_broken_chart_fails_the_checks(tmp_path: Path) -> None:
     # a manifest Kubernetes would reject: a misspelt field, a wrong type
     for old, new in [
         ("hostNetwork: true", "hostNetwrok: true"),
-        ("readOnly: {{ .Values.dataVolume.readOnly }}", 'readOnly: "yes"'),
+        (
+            "readOnly: {{ .Values.dataVolume.readOnly }}\n  {{- if not",
+            'readOnly: "yes"\n  {{- if not',
+        ),
     ]:
         assert old in good
         deployment.write_text(good.replace(old, new, 1))
@@ -220,36 +275,170 @@ def test_a_broken_chart_fails_the_checks(tmp_path: Path) -> None:
     assert _validate(_template(chart), tmp_path, "1.30").returncode == 0
 
 
+def _probe_command(rendered: str, config: Path) -> list[str]:
+    """The chart's liveness command, run from this checkout on ``config``."""
+    (container,) = _manifests(rendered)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    command = container["livenessProbe"]["exec"]["command"]
+    assert command[0] == "swmr-roi-ioc"
+    args = [str(config) if a == "/epics/ioc/config/ioc.yaml" else a for a in command[1:]]
+    return [sys.executable, "-m", "swmr_roi_ioc", *args]
+
+
+def _start_ioc(config: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "swmr_roi_ioc", "run", str(config)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(ioc: subprocess.Popen[bytes]) -> None:
+    ioc.terminate()
+    try:
+        ioc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        ioc.kill()
+        ioc.wait()
+
+
 @pytest.mark.integration
 def test_liveness_probe_asks_a_running_ioc(tmp_path: Path, prefix: str) -> None:
     """The probe command the chart renders, run against a real IOC on the
     chart's config: it succeeds while the IOC runs and fails once it stops."""
-    rendered = _template(CHART, "--set", f"prefix={prefix}")
+    rendered = _template(CHART)
     (container,) = _manifests(rendered)["Deployment"]["spec"]["template"]["spec"]["containers"]
-    command = container["livenessProbe"]["exec"]["command"]
-    assert command[0] == "python"
-    probe = [sys.executable, *command[1:]]
-
     config = tmp_path / "ioc.yaml"
     config.write_text(set_prefix((CHART / "config" / "ioc.yaml").read_text(), prefix))
+    probe = _probe_command(rendered, config)
     data = tmp_path / "data"
     data.mkdir()
-    env = {**os.environ, "SWMR_ROI_DATA_ROOT": str(data)}
-    with open(tmp_path / "ioc.log", "w") as log:
-        ioc = subprocess.Popen(
-            [sys.executable, "-m", "swmr_roi_ioc", "run", str(config)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    env = {**os.environ, "SWMR_ROI_DATA_ROOT": str(data), "SWMR_ROI_RUNTIME_DIR": str(tmp_path)}
+    ioc = _start_ioc(config, env, tmp_path / "ioc.log")
     try:
         took = probe_until_ok(probe, env, timeout=45, log=tmp_path / "ioc.log")
         assert took < container["livenessProbe"]["initialDelaySeconds"]
     finally:
-        ioc.terminate()
-        try:
-            ioc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            ioc.kill()
-            ioc.wait()
+        _stop(ioc)
     assert run(probe, env=env, timeout=30).returncode != 0
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_probe_tells_two_iocs_sharing_the_ca_port_apart(tmp_path: Path) -> None:
+    """Two IOCs on one host with the same EPICS_CA_SERVER_PORT (hostNetwork:
+    both on UDP 5064; the second's TCP server on another port): the chart's
+    probe command reaches each one, 10 times of 10, and fails for the one
+    stopped while the other still passes."""
+    env = {**os.environ, "SWMR_ROI_RUNTIME_DIR": str(tmp_path)}
+    rendered = _template(CHART)
+    iocs: dict[str, tuple[list[str], subprocess.Popen[bytes]]] = {}
+    try:
+        for name in ("bl01c-di-dcam-01-roi", "bl01c-di-dcam-02-roi"):
+            data = tmp_path / name
+            data.mkdir()
+            text = set_prefix((CHART / "config" / "ioc.yaml").read_text(), f"{name.upper()}:")
+            text = text.replace("ioc_name: bl01c-di-dcam-01-roi", f"ioc_name: {name}")
+            text = text.replace("data_root: /dls/bl01c/data", f"data_root: {data}")
+            config = tmp_path / f"{name}.yaml"
+            config.write_text(text.replace("pva: true", "pva: false"))
+            probe = _probe_command(rendered, config)
+            iocs[name] = (probe, _start_ioc(config, env, tmp_path / f"{name}.log"))
+        for name, (probe, _) in iocs.items():
+            probe_until_ok(probe, env, timeout=60, log=tmp_path / f"{name}.log")
+
+        def ten(probe: list[str]) -> list[int]:
+            return [run(probe, env=env, timeout=60).returncode for _ in range(10)]
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = dict(zip(iocs, pool.map(ten, [p for p, _ in iocs.values()]), strict=True))
+        assert codes == {name: [0] * 10 for name in iocs}, codes
+
+        first, second = iocs
+        _stop(iocs[first][1])
+        failed = run(iocs[first][0], env=env, timeout=60)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert first in failed.stderr
+        assert run(iocs[second][0], env=env, timeout=60).returncode == 0
+    finally:
+        for _, ioc in iocs.values():
+            _stop(ioc)
+
+
+def _services_instance(tmp_path: Path) -> tuple[Path, str]:
+    """An instance as an epics-containers services repository keeps it: a
+    values file and config/ioc.yaml, nothing else."""
+    instance = tmp_path / "services" / "bl01c-di-dcam-02-roi"
+    (instance / "config").mkdir(parents=True)
+    config = (REPO / "ioc" / "ioc.yaml").read_text()
+    config = set_prefix(config, "BL01C-DI-DCAM-02:ROI:")
+    config = config.replace("ioc_name: bl01c-di-dcam-01-roi", "ioc_name: bl01c-di-dcam-02-roi")
+    (instance / "config" / "ioc.yaml").write_text(config)
+    (instance / "values.yaml").write_text(
+        "global:\n  location: bl01c\n  domain: bl01c\n  ioc_group: bl01c-detectors\n"
+        "image:\n  tag: 0.1.1\n"
+        "dataVolume:\n  hostPath: /dls/bl01c/data\n"
+    )
+    return instance, config
+
+
+def _config_file(instance: Path) -> str:
+    """--set-file's argument handing the instance's config/ioc.yaml over."""
+    return f"global.files.ioc\\.yaml={instance / 'config' / 'ioc.yaml'}"
+
+
+def _check_instance(rendered: str, config: str, tmp_path: Path) -> None:
+    manifests = _manifests(rendered)
+    assert manifests["ConfigMap"]["data"] == {"ioc.yaml": config}
+    pod = manifests["Deployment"]["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert labels["is_ioc"] == "true" and labels["app"] == "bl01c-di-dcam-02-roi"
+    assert (labels["location"], labels["domain"], labels["ioc_group"]) == (
+        "bl01c", "bl01c", "bl01c-detectors",
+    )  # fmt: skip
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["IOC_PREFIX"] == "BL01C-DI-DCAM-02:ROI:"
+    assert container["image"].endswith(":0.1.1")
+    assert _validate(rendered, tmp_path, "1.30").returncode == 0
+
+
+def test_services_repo_instance_renders_with_the_shared_chart(tmp_path: Path) -> None:
+    """ec's deploy: the shared chart, the instance's values, its config as global.files."""
+    instance, config = _services_instance(tmp_path)
+    args = ["-f", str(instance / "values.yaml"), "--set-file", _config_file(instance)]
+    assert _lint(CHART, *args).returncode == 0
+    result = run([helm_binary(), "template", instance.name, CHART, *args])
+    assert result.returncode == 0, result.stderr
+    _check_instance(result.stdout, config, tmp_path)
+
+
+def test_services_repo_instance_renders_as_a_dependency(tmp_path: Path) -> None:
+    """The chart as a dependency of an instance chart (its values under the
+    chart's name; the config handed over as a global reaches the dependency)."""
+    instance, config = _services_instance(tmp_path)
+    values = _yaml_load((instance / "values.yaml").read_text())
+    nested = {"global": values.pop("global"), "swmr-roi-ioc": values}
+    out = io.StringIO()
+    YAML().dump(nested, out)
+    (instance / "values.yaml").write_text(out.getvalue())
+    (instance / "Chart.yaml").write_text(
+        f"apiVersion: v2\nname: {instance.name}\nversion: 1.0.0\ntype: application\n"
+        "dependencies:\n  - name: swmr-roi-ioc\n"
+        f"    version: {_chart()['version']}\n    repository: file://{CHART}\n"
+    )
+    (instance / "charts").mkdir()
+    shutil.copytree(CHART, instance / "charts" / "swmr-roi-ioc")
+    result = run(
+        [helm_binary(), "template", instance.name, instance, "--set-file", _config_file(instance)]
+    )
+    assert result.returncode == 0, result.stderr
+    _check_instance(result.stdout, config, tmp_path)
+
+
+def test_a_config_missing_fails_the_render(tmp_path: Path) -> None:
+    chart = _chart_copy(tmp_path)
+    (chart / "config" / "ioc.yaml").unlink()
+    result = run([helm_binary(), "template", "x", chart])
+    assert result.returncode != 0 and "global.files" in result.stderr

@@ -105,3 +105,26 @@ async def test_bad_puts_are_refused_with_a_reason(
     # the IOC says why, in its log
     log = "".join(processes[-1].output)
     assert "is outside 0..65536" in log and "not a whole number" in log
+
+
+async def test_only_a_setpoints_value_is_writable(
+    tmp_path: Path, prefix: str, processes: list[Process]
+) -> None:
+    """Every other field is read-only to clients: a SCAN moved away from I/O
+    Intr would silently stop a record's publishing."""
+    _ioc(tmp_path, prefix, "", processes)
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == 1, 30)
+    for field, value in (("1:MinX.SCAN", "1 second"), ("1:Total_RBV.SCAN", "Passive"),
+                         ("Status_RBV.DISP", "1"), ("1:Total_RBV", "5")):  # fmt: skip
+        before = caget_program("-t", prefix + field).strip()
+        put = _tool("caput", "-c", "-w", "5", prefix + field, value)
+        assert put.returncode != 0 or "denied" in (put.stdout + put.stderr).lower(), field
+        assert caget_program("-t", prefix + field).strip() == before, field
+    assert _tool("caput", "-c", "-w", "5", f"{prefix}1:MinX", "8").returncode == 0
+    assert caget_program("-t", f"{prefix}1:MinX").strip() == "8"
+    # a refused put says why in PutError_RBV, over CA and PVA
+    assert _tool("caput", "-c", "-w", "5", f"{prefix}1:SizeX", "0").returncode != 0
+    reason = "1:SizeX: 0 is outside 1..65536"
+    assert reason in caget_program("-t", "-S", f"{prefix}PutError_RBV")
+    pvget = _tool("pvget", "-w", "5", f"{prefix}PutError_RBV")
+    assert reason in pvget.stdout, pvget.stdout

@@ -79,6 +79,41 @@ async def test_demo_counter_climbs_and_total_matches_file(
     assert total == _frame_roi_sum(h5, before - 1, roi.x, roi.y, roi.width, roi.height)
 
 
+async def test_demo_keeps_the_last_acquisitions_and_says_how_to_look(
+    tmp_path: Path, processes: list[Process]
+) -> None:
+    """After 5 acquisitions only the last 3 are on disk (raw + NeXus); progress
+    is logged at INFO; caget, camonitor and pvget lines are printed."""
+    demo = Process(
+        swmr_roi_ioc(
+            "demo", "--dir", str(tmp_path), "--rate", "50", "--frames", "12",
+            "--pause", "0.5", "--keep", "3", "--web-port", str(_free_port()),
+        ),
+    )  # fmt: skip
+    processes.append(demo)
+    deadline = time.monotonic() + 180
+    while "demo: acquisition 5 written" not in demo.text:
+        assert time.monotonic() < deadline, demo.text[-3000:]
+        assert demo.proc.poll() is None, demo.text[-3000:]
+        await asyncio.sleep(0.5)
+    # the plugin numbers files from 000: the 5th acquisition wrote demo_004.h5
+    raw = sorted(p.name for p in tmp_path.glob("demo_*.h5"))
+    assert raw == ["demo_002.h5", "demo_003.h5", "demo_004.h5"], raw
+    nexus = sorted(p.name for p in tmp_path.glob("*_roi.nxs"))
+    # (the newest NeXus file may still be on its way)
+    assert nexus[:2] == ["demo_002_roi.nxs", "demo_003_roi.nxs"], nexus
+    assert set(nexus) <= {"demo_002_roi.nxs", "demo_003_roi.nxs", "demo_004_roi.nxs"}, nexus
+    one = (tmp_path / "demo_004.h5").stat().st_size
+    used = sum(p.stat().st_size for p in tmp_path.iterdir() if p.is_file())
+    assert used < 4 * one + 2**20, (used, one)  # 3 acquisitions and their NeXus files
+    progress = [line for line in demo.text.splitlines() if "demo: acquisition" in line]
+    assert len(progress) >= 5 and all(" INFO " in line for line in progress), progress
+    assert "WARNING swmr_roi_ioc" not in demo.text, demo.text[-3000:]
+    prefix = load_config(ROOT / "ioc" / "ioc.yaml").prefix
+    for tool in ("caget", "camonitor", "pvget"):
+        assert f"{tool} {prefix}" in demo.text, demo.text[:2000]
+
+
 @pytest.mark.timeout(240)
 def test_demo_bluesky_follows_the_run_engines_scans(
     tmp_path: Path, processes: list[Process]

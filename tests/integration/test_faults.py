@@ -29,7 +29,9 @@ ROI = {"name": "ROI1", "x": 10, "y": 20, "width": 40, "height": 30}
 WAITING, FOLLOWING, FINISHED, ERROR = 1, 2, 3, 4
 
 
-def _start(tmp_path: Path, prefix: str, processes: list[Process]) -> tuple[Path, Path]:
+async def _start(tmp_path: Path, prefix: str, processes: list[Process]) -> tuple[Path, Path]:
+    """The IOC process, once it serves (its start takes seconds on a loaded
+    machine; a fault made before would be a different fault)."""
     data = tmp_path / "data"
     data.mkdir()
     config = write_config(
@@ -37,6 +39,7 @@ def _start(tmp_path: Path, prefix: str, processes: list[Process]) -> tuple[Path,
         scan=(10, 10), timeout=1.0,
     )  # fmt: skip
     processes.append(Process(swmr_roi_ioc("--log-level", "INFO", "run", str(config))))
+    await wait_for(f"{prefix}Status_RBV", lambda v: True, 60)
     return data, data / "scan.h5"
 
 
@@ -67,7 +70,7 @@ async def _recovers(prefix: str, h5: Path, processes: list[Process], frames: int
 async def test_writer_killed_mid_acquisition(
     tmp_path: Path, prefix: str, processes: list[Process]
 ) -> None:
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     writer = Process(_write(h5, 1000, rate="50"))
     processes.append(writer)
     await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= 20, 30)
@@ -88,7 +91,7 @@ async def test_writer_killed_mid_acquisition(
 async def test_file_deleted_while_followed(
     tmp_path: Path, prefix: str, processes: list[Process]
 ) -> None:
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     writer = Process(_write(h5, 400, rate="50"))
     processes.append(writer)
     await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= 10, 30)
@@ -105,7 +108,7 @@ async def test_file_deleted_while_followed(
 async def test_not_hdf5_then_dataset_missing_then_good(
     tmp_path: Path, prefix: str, processes: list[Process]
 ) -> None:
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     h5.write_bytes(b"this is not an HDF5 file\n" * 100)
     await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == ERROR, 20)
     assert "Cannot open" in await message_of(prefix)
@@ -125,7 +128,7 @@ async def test_not_hdf5_then_dataset_missing_then_good(
 async def test_new_file_with_other_shape_and_dtype(
     tmp_path: Path, prefix: str, processes: list[Process]
 ) -> None:
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     first = Process(_write(h5, 10, "--dtype", "uint16", "--shape", "256", "320"))
     processes.append(first)
     assert first.wait(60) == 0
@@ -148,7 +151,7 @@ async def test_new_file_with_other_shape_and_dtype(
 async def test_float_frames_with_nan_and_inf(
     tmp_path: Path, prefix: str, processes: list[Process]
 ) -> None:
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     frames = np.ones((5, 64, 64), dtype=np.float32)
     frames[1, 25, 15] = np.nan
     frames[2, 25, 15] = np.inf
@@ -220,7 +223,7 @@ async def test_file_truncated_while_written(
 ) -> None:
     """The writer goes on writing past the cut: the cut-off frames are lost,
     said so, never read as zeros into valid statistics."""
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     writer = Process(_write(h5, 1000, rate="50"))
     processes.append(writer)
     await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= 20, 30)
@@ -243,7 +246,7 @@ async def test_file_truncated_after_writer_stopped(
 ) -> None:
     """A cut file that stays cut: Error "truncated ... retrying", no HDF5 call
     blocks (metadata read attempts lowered), a new file is followed."""
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     writer = Process(_write(h5, 1000, rate="50"))
     processes.append(writer)
     await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v >= 20, 30)
@@ -266,7 +269,7 @@ async def test_path_stops_answering_then_answers_again(
     """Reads fail on the same file (same inode) for a while, then work again:
     retried with backoff, resumed where it stopped, no frame lost or counted
     twice. Made real: the writer paused, the file's bytes cut, then put back."""
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     frames = 300
     writer = Process(_write(h5, frames, rate="50"))
     processes.append(writer)
@@ -316,7 +319,7 @@ async def test_file_written_without_swmr(
 ) -> None:
     """Not followed while its writer has it open (that would read metadata
     being changed); Status says so with an alarm; read whole once closed."""
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     writer = subprocess.Popen(
         [sys.executable, "-c", _NO_SWMR_WRITER, str(h5)],
         stdin=subprocess.PIPE,
@@ -358,7 +361,7 @@ async def test_watchdog_reports_a_read_that_does_not_return(
     """A path whose reads block (a FIFO nobody writes: open() waits): the
     reader-thread call is reported by the watchdog while it hangs; when it
     returns the IOC goes on by itself."""
-    _, h5 = _start(tmp_path, prefix, processes)
+    _, h5 = await _start(tmp_path, prefix, processes)
     os.mkfifo(h5)
     message = ""
     deadline = time.monotonic() + STALL_S + 15

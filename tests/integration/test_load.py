@@ -4,22 +4,14 @@
 reading and drop at once with a TCP reset, while a writer process writes
 frames at 500 Hz and the IOC follows it. Afterwards the IOC still serves
 (caget answers, a new monitor gets updates) and its numbers equal numpy's
-from the file. The same load against caproto's stock Context (the IOC
-started by a script that swaps it in) silences every monitor: in our runs
-the server ends with ``RuntimeError: deque mutated during iteration``.
-
-``CAPROTO_MAX_TOTAL_SUBSCRIPTION_BACKLOG`` (caproto's own setting: how many
-updates a client that does not read may have queued, 10000 by default) is
-50 in both IOCs, so a stalled client reaches the limit within its first
-updates rather than after 10000: the failure needs only one full queue, and
-this makes it happen in every cycle in seconds instead of minutes. Why a full
-queue breaks stock caproto is explained in ``publish/_ca_context.py``.
+from the file. (The same load silenced caproto's server, which the IOC used
+before EPICS base's RSRV: "deque mutated during iteration".) The clients are
+built from caproto's protocol classes, which can misbehave on purpose.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
@@ -40,16 +32,9 @@ ROI = {"name": "ROI1", "x": 10, "y": 20, "width": 40, "height": 30}
 CYCLES, CLIENTS, HOLD_S = 200, 20, 0.1
 FRAMES = 2000  # per acquisition: 4 s at 500 Hz, all of it in the 2048-point series
 FINISHED = 3
-BACKLOG = {"CAPROTO_MAX_TOTAL_SUBSCRIPTION_BACKLOG": "50"}
-#: the normal entry point, with caproto's stock Context instead of SafeContext
-STOCK_IOC = (
-    "import sys, caproto.asyncio.server as stock, swmr_roi_ioc.app._run as run; "
-    "run.SafeContext = stock.Context; "
-    "from swmr_roi_ioc.__main__ import main; sys.exit(main())"
-)
 
 
-def _start(tmp_path: Path, prefix: str, *, protected: bool) -> tuple[Process, Path, list[str]]:
+def _start(tmp_path: Path, prefix: str) -> tuple[Process, Path, list[str]]:
     """The IOC following data/scan.h5; (process, file, every PV name)."""
     data = tmp_path / "data"
     data.mkdir()
@@ -62,10 +47,7 @@ def _start(tmp_path: Path, prefix: str, *, protected: bool) -> tuple[Process, Pa
     )
     pvs = [line.strip() for line in check.stdout.splitlines()[1:] if line.strip()]
     assert len(pvs) > 50 and all(pv.startswith(prefix) for pv in pvs)
-    entry = [sys.executable, "-c", STOCK_IOC] if not protected else swmr_roi_ioc()
-    ioc = Process(
-        [*entry, "--log-level", "INFO", "run", str(config)], env={**os.environ, **BACKLOG}
-    )
+    ioc = Process(swmr_roi_ioc("--log-level", "INFO", "run", str(config)))
     return ioc, data / "scan.h5", pvs
 
 
@@ -135,7 +117,7 @@ async def _acquisitions_until(
 async def test_ioc_serves_and_is_right_after_200_cycles_of_20_dropping_clients(
     tmp_path: Path, prefix: str, processes: list[Process]
 ) -> None:
-    ioc, h5, pvs = _start(tmp_path, prefix, protected=True)
+    ioc, h5, pvs = _start(tmp_path, prefix)
     processes.append(ioc)
     await wait_for(f"{prefix}Status_RBV", lambda v: True, 60)
     started = time.monotonic()
@@ -148,9 +130,7 @@ async def test_ioc_serves_and_is_right_after_200_cycles_of_20_dropping_clients(
     assert "done" in storm.text
     print(f"{CYCLES} cycles of {CLIENTS} clients in {took:.1f} s, {acquisitions} acquisitions")
 
-    # the load reached the condition that breaks stock caproto: full client queues
-    assert "Critically high EventAddResponse load" in ioc.text
-    for failure in ("deque mutated", "subscription update failed", "Traceback"):
+    for failure in ("Traceback", "ERROR"):
         assert failure not in ioc.text, ioc.text[-3000:]
     assert ioc.proc.poll() is None
 
@@ -163,25 +143,3 @@ async def test_ioc_serves_and_is_right_after_200_cycles_of_20_dropping_clients(
     updates = await _monitor_updates(f"{prefix}ArrayCounter_RBV", 10.0)
     assert len(updates) >= 3 and updates[-1] == FRAMES, updates
     await _acquisition_is_right(prefix, h5, writer)
-
-
-async def test_the_same_load_silences_stock_caproto(
-    tmp_path: Path, prefix: str, processes: list[Process]
-) -> None:
-    ioc, h5, pvs = _start(tmp_path, prefix, protected=False)
-    processes.append(ioc)
-    await wait_for(f"{prefix}Status_RBV", lambda v: True, 60)
-    before = await _monitor_updates(f"{prefix}Status_RBV", 2.0)
-    assert before, "a monitor works before the load"
-    processes.append(_writer(h5, 20 * 500))
-    storm = _storm(pvs, 20, tmp_path)  # it breaks within the first cycles; 20 to be sure
-    processes.append(storm)
-    storm.wait(300)
-    print(storm.text[-2000:])
-    # broken: no monitor update reaches a new client any more
-    after = await _monitor_updates(f"{prefix}ArrayCounter_RBV", 5.0)
-    assert after == [], f"stock caproto still served monitors: {after[-3:]}"
-    stopped = ioc.proc.poll() is not None
-    print("stock IOC", "ended" if stopped else "alive but silent")
-    if stopped:  # the server ended: with the error of the issue
-        assert "RuntimeError: deque mutated during iteration" in ioc.text

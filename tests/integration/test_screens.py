@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from aioca import DBR_STRING, caput
 from swmr_roi_ioc.config import load_config
 from swmr_roi_ioc.publish._screens import write_screens
 from tests.conftest import Process, epics_bin, epics_run_env, swmr_roi_ioc
+from tests.unit.publish.test_screens import parse
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aioca_cleanup")]
 
@@ -46,7 +46,7 @@ def _screen_pvs(paths: list[Path]) -> list[str]:
     """Every PV named anywhere in the displays (widgets, traces, rules)."""
     names: set[str] = set()
     for path in paths:
-        root = ET.parse(path).getroot()
+        root = parse(path)  # macros expanded, as Phoebus shows it
         for tag in ("pv_name", "x_pv", "y_pv"):
             for node in root.iter(tag):
                 text = (node.text or "").strip().removeprefix("ca://").removeprefix("pva://")
@@ -106,7 +106,7 @@ async def test_every_screen_pv_answers_caget(
     (reset,) = [
         action
         for path in screens
-        for action in ET.parse(path).getroot().iter("action")
+        for action in parse(path).iter("action")
         if action.get("type") == "write_pv"
     ]
     assert reset.findtext("pv_name") == f"{prefix}Reset"

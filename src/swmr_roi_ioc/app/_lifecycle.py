@@ -72,6 +72,7 @@ from swmr_roi_ioc.engine import (
 from swmr_roi_ioc.publish import Severity, Status
 
 from ._acquisition import READ_ERRORS, CurrentAcquisition
+from ._keys_lag import KeysLag, KeysLagMode, unique_id_lag
 from ._state import ServiceState
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ class Lifecycle:
         self._cfg = state.config.source
         self.phase = Phase.OPENING
         self._path: Path | None = None
+        self._keys_watch: KeysLag | None = None
 
     async def run_file(self, hooks: FileHooks) -> Outcome:
         """Open, follow to the end, finish; the file is closed when it returns."""
@@ -269,14 +271,23 @@ class Lifecycle:
     def _spec(self, hooks: FileHooks) -> FileSpec:
         cfg = self._cfg
         keys = tuple(cfg.keys) if hooks.use_keys else ()
-        return FileSpec(str(hooks.path), cfg.dataset, keys, cfg.timeout, cfg.finished)
+        return FileSpec(
+            str(hooks.path), cfg.dataset, keys, cfg.timeout, cfg.finished, None, cfg.keys_lag
+        )
 
     def _following(self, acq: RemoteAcquisition, hooks: FileHooks) -> str:
-        lag = ""
-        if acq.keys_lag:
-            lag = " (attribute keys lag the data: NDAttributeChunk"
-            lag += "; following by extent)" if not hooks.use_keys else ")"
-        return f"Following {acq.path}: {acq.done} frames{lag}"
+        lag = self._lag_remark(acq, hooks)
+        return f"Following {acq.path}: {acq.done} frames" + (f"; {lag}" if lag else "")
+
+    def _lag_remark(self, acq: RemoteAcquisition, hooks: FileHooks) -> str:
+        """StatusMessage's remark on keys lagging the data ('' if they do not)."""
+        keys = self._cfg.keys if hooks.use_keys else []
+        if keys:
+            if self._keys_watch is None or self._keys_watch.mode != acq.keys_mode:
+                mode: KeysLagMode = "extent" if acq.keys_mode == "extent" else "wait"
+                self._keys_watch = KeysLag(list(keys), mode)
+            return self._keys_watch.describe(acq.keys_complete, acq.extent_complete)
+        return unique_id_lag() if acq.keys_lag else ""
 
     async def _step(self, acq: RemoteAcquisition, hooks: FileHooks) -> int:
         """Poll the file, process what is complete; returns frames processed."""
@@ -306,6 +317,7 @@ class Lifecycle:
     async def _follow(self, acq: RemoteAcquisition, hooks: FileHooks) -> Outcome:
         """The follow loop: the state machine of one open file."""
         path = acq.path
+        self._keys_watch = None
         self.phase = Phase.FOLLOWING
         self._state.set_status(Status.FOLLOWING, f"Following {path}")
         retry = RetryPolicy(max(self._cfg.timeout, GIVE_UP_MIN_S))
@@ -363,7 +375,8 @@ class Lifecycle:
                 poll = POLL_MIN
                 self._state.set_status(Status.FOLLOWING, self._following(acq, hooks))
                 continue
-            # nothing new this round
+            # nothing new this round (a lag of the keys may be worth saying)
+            self._state.set_status(Status.FOLLOWING, self._following(acq, hooks))
             if ended is not None:
                 return self._finish(acq, ended)
             now = time.monotonic()

@@ -102,6 +102,6 @@ async def write_acquisition(state: ServiceState, pool: WorkerPool, config_text: 
         log.warning("NeXus file for %s not written: %s", record.source_file, exc)
         state.note(f"NeXus file not written: {exc}")
         return None
-    log.info("wrote %s", written)
+    log.debug("wrote %s", written)  # publish._nexus logs it at INFO
     state.note(f"NeXus: {written}")
     return written

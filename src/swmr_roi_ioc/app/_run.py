@@ -5,25 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from caproto import get_server_address_list
-
 from swmr_roi_ioc.config import IocConfig
 from swmr_roi_ioc.engine import WorkerPool
-from swmr_roi_ioc.publish import (
-    LiveViews,
-    PvaMirror,
-    RoiIoc,
-    SafeContext,
-    Severity,
-    Status,
-    build_ioc,
-    map_shape,
-    write_screens,
-)
+from swmr_roi_ioc.publish import Ioc, LiveViews, Publisher, Severity, Status, write_screens
 
 if TYPE_CHECKING:
     from swmr_roi_ioc.publish.web import WebPage
@@ -32,48 +22,61 @@ from ._acquisition import CurrentAcquisition
 from ._bluesky_source import BlueskySource
 from ._fixed_file import FixedFileSource
 from ._nexus_out import write_acquisition
+from ._pidfile import pid_file_written
 from ._plugin_source import PluginSource
 from ._recompute import recompute_forever
 from ._state import ServiceState
+from ._world import world_ready
 
 log = logging.getLogger(__name__)
 
+#: How soon a change of the state is noticed (s): a new value goes out at once
+#: if its PV was last published over a period ago (leading edge), else at the
+#: end of that period; never more than rate_hz updates per PV.
+NOTICE_S = 0.02
+#: The interpreter's thread switch interval in the IOC process (default 5 ms).
+SWITCH_INTERVAL_S = 0.0005
 
-async def _publish_forever(
-    ioc: RoiIoc, state: ServiceState, rate_hz: float, mirror: PvaMirror | None
-) -> None:
-    """Coalesced publishing: at most rate_hz updates per PV, whatever the frame rate.
-    Histogram and image of the latest frame are computed here, off the event
-    loop, only when the frame changed. The PVA mirror copies the CA values
-    right after each CA publish."""
+
+async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: float) -> None:
+    """Coalesced, leading-edge publishing: at most rate_hz updates per PV,
+    whatever the frame rate. Histogram and image of the latest frame are
+    computed off the event loop, only when the frame changed; they follow the
+    statistics one period later, so they never delay the numbers."""
     period = 1.0 / rate_hz
+    notice = min(period, NOTICE_S)
     loop = asyncio.get_running_loop()
     views: LiveViews | None = None
+    computing: asyncio.Future[LiveViews | None] | None = None
     shown: tuple[int, int] | None = None
+    published = -math.inf  # loop time of the last publish of the state
+    clock = -math.inf
     while True:
-        started = loop.time()
-        key = (state.version, state.frame_generation)
+        now = loop.time()
         try:
-            if key != shown:
-                # the statistics first; the live views (histogram and binned
-                # image of the newest frame, numpy work off the loop) after
-                # them, so they never delay the numbers: they show one period later
-                await ioc.publish(state.snapshot(), views)
-                if mirror is not None:
-                    await mirror.sync()
-                shown = key
-                if views is None or views.generation != state.frame_generation:
-                    views = await asyncio.to_thread(state.live_views)
-                    shown = None  # publish them next period
-            else:
+            if computing is not None and computing.done():
+                done, computing = computing, None
+                views = done.result()
+                shown = None  # publish them (at the next period)
+            if (state.version, state.frame_generation) != shown:
+                if now - published < period:  # published less than a period ago
+                    await asyncio.sleep(published + period - now)
+                    continue
+                shown = (state.version, state.frame_generation)
+                published = clock = now  # its start: one publish per period
+                publisher.publish(state.snapshot(), views)
+                stale = views is None or views.generation != state.frame_generation
+                if stale and computing is None:  # off the loop, not waited for
+                    computing = asyncio.ensure_future(asyncio.to_thread(state.live_views))
+            elif now - clock >= period:
                 # nothing changed but the clock: Uptime_RBV and ArrayRate_RBV's
                 # decay only, so an idle IOC costs next to nothing
-                await ioc.publish_clock(state.uptime, state.array_rate)
-                if mirror is not None:
-                    await mirror.sync_some(ioc.clock_pvs)
+                publisher.publish_clock(state.uptime, state.array_rate)
+                clock = now
         except Exception:  # a failing update must not stop the IOC
             log.exception("publishing failed")
-        await asyncio.sleep(max(0.0, period - (loop.time() - started)))
+            published = clock = loop.time()
+        await asyncio.sleep(notice)
 
 
 async def _idle_source(state: ServiceState) -> None:
@@ -84,14 +87,16 @@ async def _idle_source(state: ServiceState) -> None:
 
 
 class Service:
-    """One running IOC: the CA server, the publisher and the source."""
+    """One running IOC: its PVs (CA and PVA), the publisher and the source."""
 
     def __init__(self, config: IocConfig, pool: WorkerPool | None = None) -> None:
         self.config = config
         self.state = ServiceState(config)
-        self.ioc = build_ioc(config, controller=self.state)
-        self.pva = PvaMirror(self.ioc, map_shape(config)) if config.pva else None
+        self.ioc = Ioc(config, controller=self.state)
+        #: the one put path of every front end: ``puts.put(suffix, value, host=, user=)``
+        self.puts = self.ioc.puts
         engine = config.engine
+        #: the worker processes that own the files (the IOC never touches HDF5)
         self.pool = pool or WorkerPool(engine.workers, engine.stall_timeout)
         self.pool.on_blocked = self._blocked
         self.current = CurrentAcquisition()
@@ -99,10 +104,10 @@ class Service:
 
     def _web_page(self) -> WebPage:
         """The live page (bokeh is imported only when it is enabled). Its edits
-        go through a put path with the CA putters' rules and access."""
-        from swmr_roi_ioc.publish.web import ControllerPutPath, WebPage
+        go through the IOC's one put path, as CA and PVA puts do."""
+        from swmr_roi_ioc.publish.web import WebPage
 
-        return WebPage(self.config, self.state, ControllerPutPath(self.config, self.state))
+        return WebPage(self.config, self.state, self.puts)
 
     async def _finished(self) -> None:
         """An acquisition ended: its NeXus file."""
@@ -126,7 +131,7 @@ class Service:
 
     async def run(self) -> None:
         """Serve until cancelled; every task is cancelled and awaited on the way out."""
-        context = SafeContext(self.ioc.pvdb, get_server_address_list())
+        self.ioc.start(asyncio.get_running_loop())  # the EPICS IOC: once per process
         await self.pool.start()
         src = self.config.source
         if src.file is not None:
@@ -139,10 +144,10 @@ class Service:
             source = BlueskySource(self.state, self.pool, self.current, self._finished).run()
         else:
             source = _idle_source(self.state)
+        source = world_ready(self.state, source)
         tasks = [
-            asyncio.create_task(context.run(), name="ca-server"),
             asyncio.create_task(
-                _publish_forever(self.ioc, self.state, self.config.publish.rate_hz, self.pva),
+                _publish_forever(self.ioc.publisher, self.state, self.config.publish.rate_hz),
                 name="publisher",
             ),
             asyncio.create_task(source, name="source"),
@@ -150,8 +155,8 @@ class Service:
                 recompute_forever(self.state, self.current, self._finished), name="recompute"
             ),
         ]
-        if self.pva is not None:
-            tasks.append(asyncio.create_task(self.pva.serve(), name="pva-server"))
+        if self.ioc.pva is not None:
+            tasks.append(asyncio.create_task(self.ioc.pva.serve(), name="pva-server"))
         if self.config.web.enabled:
             tasks.append(asyncio.create_task(self._web_page().serve(), name="web-page"))
         try:
@@ -183,6 +188,11 @@ def _write_screens(config: IocConfig) -> None:
 
 async def serve(config: IocConfig) -> None:
     """Run the IOC until SIGINT/SIGTERM."""
+    # The publisher hands the GIL over at every C call that releases it (p4p's
+    # posts, numpy copies); with the default 5 ms switch interval the reader
+    # thread kept it that long each time, and a publish of ~130 PVs took up to
+    # 450 ms (measured following 500 frames/s: 5.4 publishes/s, 8.6 with this).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     engine = config.engine
     pool = WorkerPool(engine.workers, engine.stall_timeout)
     pool.spawn()  # the workers start while the screens and records are made
@@ -193,5 +203,5 @@ async def serve(config: IocConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
+    with pid_file_written(config), contextlib.suppress(asyncio.CancelledError):
         await task

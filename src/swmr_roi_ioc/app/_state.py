@@ -33,6 +33,7 @@ from swmr_roi_ioc.publish import (
 )
 from swmr_roi_ioc.stats import FrameStats, Roi, ScanGeometry, bin_image, clamp_roi, histogram
 
+from ._clamped import outside, outside_remark
 from ._series import RegionSeries
 
 #: Seconds of history ArrayRate_RBV averages over.
@@ -410,6 +411,7 @@ class ServiceState:
     def snapshot(self) -> Snapshot:
         with self._lock:
             regions = [*self._regions, self._frame]
+            away = [*outside(self._rois, self._frame_shape), False]
             snaps: list[RegionSnapshot] = []
             max_map = self._frame.placed("max", self.scan)
             for i, region in enumerate(regions):
@@ -425,12 +427,17 @@ class ServiceState:
                         readback=self._readback(i) if i < len(self._rois) else None,
                         frame_shape=self._frame_shape,
                         stale=self._stale,
+                        outside=away[i],
                         generation=region.generation,
                     )
                 )
             message, severity = self._message, self._severity
             if self._note:
                 message = f"{message}; {self._note}"
+            names = [r.name for r in self._regions]
+            if remark := outside_remark(names, away[:-1], self._frame_shape):
+                message = f"{message}; {remark}"
+                severity = max(severity, Severity.MINOR)
             if self._link is not None:
                 message = f"{self._link}. {message}"
                 severity = max(severity, Severity.MAJOR)

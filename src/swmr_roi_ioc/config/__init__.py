@@ -1,6 +1,16 @@
 """ioc.yaml: pydantic models, loading with located errors, JSON schema."""
 
-from ._load import DATA_ROOT_ENV, ConfigError, ConfigIssue, load_config, parse_config
+from ._load import (
+    DATA_ROOT_ENV,
+    ConfigError,
+    ConfigIssue,
+    Locator,
+    load_config,
+    load_config_located,
+    located_issues,
+    parse_config,
+    parse_config_located,
+)
 from ._models import (
     AccessConfig,
     BlueskyConfig,
@@ -15,7 +25,10 @@ from ._models import (
     StompConfig,
     WebConfig,
 )
+from ._paths import PathRefusedError, resolve_under
+from ._runtime import RUNTIME_DIR_ENV, pid_file
 from ._schema import config_schema
+from ._world import Finding, check_world
 
 __all__ = [
     "AccessConfig",
@@ -24,16 +37,26 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "EngineConfig",
+    "Finding",
     "HistogramConfig",
     "IocConfig",
+    "Locator",
     "NexusConfig",
+    "PathRefusedError",
     "PublishConfig",
+    "RUNTIME_DIR_ENV",
     "RoiConfig",
     "ScanConfig",
     "SourceConfig",
     "StompConfig",
     "WebConfig",
+    "check_world",
     "config_schema",
     "load_config",
+    "load_config_located",
+    "located_issues",
     "parse_config",
+    "parse_config_located",
+    "pid_file",
+    "resolve_under",
 ]

@@ -1,15 +1,16 @@
-"""pydantic models of ioc.yaml: the keys are the contract of DESIGN.md."""
+"""pydantic models of ioc.yaml; every field's description feeds the JSON schema."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _PV_CHARS = re.compile(r"^[A-Za-z0-9_:\-.\[\]<>;{}]*$")
 _ROI_NAME = re.compile(r"^[A-Za-z0-9_ .\-]{1,39}$")
+_IOC_NAME = re.compile(r"^[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?$")
 
 #: The largest frame dimension any supported camera has; bounds ROI geometry.
 MAX_PIXELS = 1 << 16
@@ -102,6 +103,17 @@ class SourceConfig(_Model):
         default=5.0,
         description="Seconds with no new frame after which the acquisition is Finished.",
     )
+    keys_lag: Literal["extent", "wait"] | None = Field(
+        default=None,
+        description=(
+            "What to do while the keys lag the data's extent (areaDetector flushes its "
+            "attribute datasets, NDArrayUniqueId among them, only every NDAttributeChunk "
+            "frames): 'extent' follows the extent (written chunks) and uses the keys to "
+            "confirm as they arrive; 'wait' takes a frame only once every key is set. "
+            "null: 'extent' for areaDetector files (with /entry/instrument/NDAttributes), "
+            "'wait' for others. StatusMessage_RBV says when and by how much they lag."
+        ),
+    )
     bluesky: BlueskyConfig | None = Field(
         default=None,
         description=(
@@ -171,8 +183,8 @@ class RoiConfig(_Model):
     """One rectangular region, in NDPluginROIStat terms."""
 
     name: str = Field(
-        description="Label shown in P:n:Name (at most 39 characters).",
-        pattern=_ROI_NAME.pattern,
+        description=("Label shown in P:n:Name: 1 to 39 letters, digits, spaces or '_.-'."),
+        json_schema_extra={"pattern": _ROI_NAME.pattern},
     )
     x: int = Field(ge=0, le=MAX_PIXELS, description="MinX: first column of the region.")
     y: int = Field(ge=0, le=MAX_PIXELS, description="MinY: first row of the region.")
@@ -186,9 +198,18 @@ class RoiConfig(_Model):
     )
     use: bool = Field(default=True, description="Compute this ROI (P:n:Use).")
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _ROI_NAME.match(value):
+            raise ValueError(
+                f"a ROI name is 1 to 39 letters, digits, spaces or '_.-' (got {value!r})"
+            )
+        return value
+
 
 class HistogramConfig(_Model):
-    """Histogram of the latest frame (issue 'live views')."""
+    """Histogram of the latest frame (P:Histogram_RBV)."""
 
     bins: int = Field(default=256, ge=1, le=65536, description="Number of bins (HistSize).")
     min: float = Field(default=0.0, description="Lower edge of the first bin (HistMin).")
@@ -248,7 +269,7 @@ class EngineConfig(_Model):
 
 
 class NexusConfig(_Model):
-    """Processed NeXus output per acquisition (issue 'live views')."""
+    """Processed NeXus output per acquisition, written when it ends."""
 
     directory: str | None = Field(
         default=None, description="Output directory; null = beside the source file."
@@ -297,8 +318,12 @@ class IocConfig(_Model):
     """One instance of swmr-roi-ioc: the whole of ioc.yaml."""
 
     ioc_name: str = Field(
-        description="Name of this IOC instance (epics-containers style).",
-        pattern=r"^[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?$",
+        description=(
+            "Name of this IOC instance (epics-containers style): lower-case letters, "
+            "digits and '-', starting and ending with a letter or digit, at most 63 "
+            "characters (it names the Kubernetes objects)."
+        ),
+        json_schema_extra={"pattern": _IOC_NAME.pattern},
     )
     description: str = Field(default="", description="Free text shown in the screens.")
     prefix: str = Field(
@@ -338,6 +363,16 @@ class IocConfig(_Model):
             "/epics/opi in the container. null: do not write them."
         ),
     )
+
+    @field_validator("ioc_name")
+    @classmethod
+    def _ioc_name(cls, value: str) -> str:
+        if not _IOC_NAME.match(value):
+            raise ValueError(
+                "must be lower-case letters, digits and '-', start and end with a letter "
+                f"or digit, at most 63 characters, e.g. 'bl01c-di-dcam-01-roi' (got {value!r})"
+            )
+        return value
 
     @field_validator("prefix")
     @classmethod

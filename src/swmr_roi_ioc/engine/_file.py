@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 FULL_HOLE_SCAN_S = 5.0
 HOLE_TAIL = 16 * 2**20
 
+#: The group areaDetector's NDFileHDF5 writes its attribute datasets into.
+ND_ATTRIBUTES = "/entry/instrument/NDAttributes"
+
 #: frame 0's stored bytes: (offset, length, digest)
 FirstFrame = tuple[int, int, bytes]
 
@@ -111,6 +114,7 @@ class FollowedFile:
                     f"{spec.dataset} has shape {dset.shape}, not a stack of 2-D frames"
                 )
             scan_rank = dset.ndim - 2
+            mode = keys_lag_mode(spec.keys_lag, h5file)
             follower = KeyFollower(
                 h5file,
                 list(spec.keys),
@@ -118,6 +122,7 @@ class FollowedFile:
                 finished_dataset=spec.finished,
                 dataset_paths=[spec.dataset],
                 scan_rank=scan_rank,
+                keys_decide=mode == "wait",
             )
             reader = FrameReader(spec.dataset, h5file, scan_rank)
             sink = _Sink([], None, [])
@@ -126,6 +131,7 @@ class FollowedFile:
             slots = FrameSlots.create(slots_path, shape, dset.dtype) if slots_path else None
             followed = cls(spec, h5file, follower, pipeline, fd, slots)
             followed._sink = sink  # noqa: SLF001 - set once, here
+            followed.keys_mode = mode
             return followed
         except Exception:
             if fd >= 0:
@@ -134,6 +140,7 @@ class FollowedFile:
             raise
 
     _sink: _Sink
+    keys_mode = "wait"
 
     def opened(self) -> Opened:
         dset = self._pipeline.dataset
@@ -144,6 +151,7 @@ class FollowedFile:
             dtype=dset.dtype.str,
             itemsize=int(dset.dtype.itemsize),
             slots=slots,
+            keys_mode=self.keys_mode,
         )
 
     # -- the file's identity -------------------------------------------------
@@ -220,8 +228,9 @@ class FollowedFile:
 
     def poll(self) -> Polled:
         self._check_size()
-        complete = self.follower.poll()
-        return Polled(complete, self.follower.finished, self._scan_extent())
+        f = self.follower
+        complete = f.poll()
+        return Polled(complete, f.finished, self._scan_extent(), f.keys_complete, f.extent_complete)
 
     def _scan_extent(self) -> tuple[int, int] | None:
         dset = self._pipeline.dataset
@@ -265,6 +274,14 @@ class FollowedFile:
             os.close(self._fd)
             if self._slots is not None:
                 self._slots.close()
+
+
+def keys_lag_mode(configured: str | None, h5file: h5py.File) -> str:
+    """``source.keys_lag``, its default decided by the file: 'extent' for an
+    areaDetector file (it has NDAttributes), 'wait' for others."""
+    if configured is not None:
+        return configured
+    return "extent" if ND_ATTRIBUTES in h5file else "wait"
 
 
 def _first_hole(fd: int, size: int, start: int = 0) -> int:

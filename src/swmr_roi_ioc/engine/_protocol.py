@@ -24,6 +24,8 @@ class FileSpec:
     finished: str | None
     #: frame 0's stored bytes (offset, length, digest) when reopened
     first_frame: tuple[int, int, bytes] | None = None
+    #: source.keys_lag: "extent" | "wait" | None (decided by the file)
+    keys_lag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Opened:
     dtype: str
     itemsize: int
     slots: SlotsInfo | None
+    #: how configured keys lagging the data are handled: "extent" | "wait"
+    keys_mode: str = "wait"
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class Polled:
     finished: bool
     #: (rows, cols) of a scan-shaped dataset, else None
     scan_extent: tuple[int, int] | None
+    #: frames the keys say complete / the data's extent covers (None: not followed)
+    keys_complete: int | None = None
+    extent_complete: int | None = None
 
 
 @dataclass(frozen=True)

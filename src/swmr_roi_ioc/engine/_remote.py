@@ -88,6 +88,9 @@ class RemoteAcquisition:
         self.keys_lag = False
         #: (rows, cols) of a scan-shaped dataset at the last poll
         self.scan_extent: tuple[int, int] | None = None
+        #: frames the keys / the data's extent say complete at the last poll
+        self.keys_complete: int | None = None
+        self.extent_complete: int | None = None
 
     @classmethod
     async def open(
@@ -97,6 +100,11 @@ class RemoteAcquisition:
         acq = cls(pool, spec, sink, worker)
         await acq._ensure_open()
         return acq
+
+    @property
+    def keys_mode(self) -> str:
+        """'extent' or 'wait': what configured keys lagging the data mean here."""
+        return "wait" if self._opened is None else self._opened.keys_mode
 
     @property
     def frame_shape(self) -> tuple[int, int]:
@@ -115,7 +123,7 @@ class RemoteAcquisition:
             return
         spec = FileSpec(
             self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
-            self._spec.finished, self._first_frame,
+            self._spec.finished, self._first_frame, self._spec.keys_lag,
         )  # fmt: skip
         opened = await self._call("open", self._key, spec, self._slots_path)
         assert isinstance(opened, Opened)
@@ -133,8 +141,12 @@ class RemoteAcquisition:
         await self._ensure_open()
         polled = await self._call("poll", self._key)
         assert isinstance(polled, Polled)
+        extent = self.extent_complete
         self.complete, self.finished = polled.complete, polled.finished
         self.scan_extent = polled.scan_extent
+        self.keys_complete, self.extent_complete = polled.keys_complete, polled.extent_complete
+        if (self.extent_complete or 0) > (extent or 0):
+            self.last_new = time.monotonic()  # frames arrive, keys or not: no timeout
         return self.complete
 
     def _hop(self) -> int:
@@ -216,7 +228,7 @@ class RemoteAcquisition:
         its place."""
         spec = FileSpec(
             self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
-            self._spec.finished, self._first_frame,
+            self._spec.finished, self._first_frame, self._spec.keys_lag,
         )  # fmt: skip
         fresh = RemoteAcquisition(self._pool, spec, self._sink, worker)
         fresh._slots_path = ""  # noqa: SLF001 - a reader shows no frames

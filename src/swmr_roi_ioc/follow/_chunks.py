@@ -5,10 +5,12 @@ Where every chunk of a dataset is exactly one frame, a frame is read with
 straight into the caller's buffer (one copy out of the page cache), and
 compressed chunks (LZ4, bitshuffle-LZ4/Zstd, Blosc) are read raw and
 decompressed by libraries that release the GIL, so decompression runs in
-parallel while HDF5 itself stays serialised by h5py's lock. Anything else
-(frames split over chunks or sharing one, other filters, a chunk whose
-filter mask says a filter was skipped, a codec library missing) falls back
-to HDF5's own read, so the arrays are always exactly those of ``dset[i]``.
+parallel while HDF5 itself stays serialised by h5py's lock. A chunk whose
+filter mask says every filter was skipped (HDF5 stores a chunk the
+compressor could not shrink as is) is copied as it is. Anything else
+(frames split over chunks or sharing one, other filters, a chunk with only
+some filters skipped, a codec library missing) falls back to HDF5's own
+read, so the arrays are always exactly those of ``dset[i]``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any
 
 import h5py
 import h5py.h5d as h5d
+import h5py.h5s as h5s
+import h5py.h5t as h5t
 import numpy as np
 from numpy.typing import NDArray
 
@@ -199,12 +203,27 @@ class ChunkReader:
         self.threads = max(1, int(threads))
         self._maxshape = maxshape_of(dset)[:scan_rank]
         self._tail = (0,) * (dset.ndim - scan_rank)
+        # (scan extent, its grid) of the last position() call
+        self._extent: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
         codec, decoder, reason = _plan(dset, scan_rank)
+        nfilters = dset.id.get_create_plist().get_nfilters() if dset.chunks is not None else 0
+        # the filter mask of a chunk stored with every filter skipped
+        self._skipped_mask = (1 << nfilters) - 1
         #: Fast-path codec, or None when every frame is read through HDF5.
         self.codec: str | None = codec
         #: Why the fast path is (not) taken.
         self.reason = reason
         self._decode = decoder
+        # HDF5's own read of one frame through the low-level API (h5py's
+        # high-level selection machinery costs ~0.1 ms a call): plain numbers
+        self._low_level = (
+            dset.dtype.kind in "biuf"
+            and not dset.dtype.hasobject
+            and len(self.frame_shape) > 0
+            and self.frame_nbytes > 0
+        )
+        self._mspace: h5s.SpaceID | None = None
+        self._mtype: h5t.TypeID | None = None
         self._local = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -230,17 +249,31 @@ class ChunkReader:
 
     def position(self, index: int) -> tuple[int, ...]:
         """Scan position of flat ``index``; refreshes once if outside the extent."""
-        shape = tuple(self.dataset.shape[: self.scan_rank])
-        position = unravel(index, scan_grid(shape, self._maxshape))
-        if any(p >= n for p, n in zip(position, shape, strict=True)):
+        position = self._inside(index)
+        if position is None:
             refresh(self.dataset)
-            shape = tuple(self.dataset.shape[: self.scan_rank])
-            position = unravel(index, scan_grid(shape, self._maxshape))
-            if any(p >= n for p, n in zip(position, shape, strict=True)):
+            position = self._inside(index)
+            if position is None:
+                shape = tuple(self.dataset.shape[: self.scan_rank])
                 raise FrameIndexError(
-                    f"frame {index} (position {position}) is outside the extent "
-                    f"{shape} of {self.dataset.name!r}"
+                    f"frame {index} (position {unravel(index, scan_grid(shape, self._maxshape))})"
+                    f" is outside the extent {shape} of {self.dataset.name!r}"
                 )
+        return position
+
+    def _inside(self, index: int) -> tuple[int, ...] | None:
+        """Position of ``index`` if inside the extent the dataset handle has now."""
+        shape = self.dataset.shape[: self.scan_rank]
+        extent, grid = self._extent
+        if shape != extent:
+            grid = scan_grid(shape, self._maxshape)
+            self._extent = (shape, grid)
+        if len(shape) == 1:
+            return (index,) if 0 <= index < shape[0] else None
+        position = unravel(index, grid)
+        for p, n in zip(position, shape, strict=True):
+            if p >= n:
+                return None
         return position
 
     # -- reading ------------------------------------------------------------
@@ -251,8 +284,15 @@ class ChunkReader:
 
     def read_frame(self, index: int, out: NDArray[Any] | None = None) -> NDArray[Any]:
         """The frame at flat ``index`` (into ``out`` of the frame's shape if given)."""
-        target = np.empty(self.frame_shape, dtype=self.dtype) if out is None else out
-        self.read_indices([index], target[np.newaxis], parallel=False)
+        if out is None:
+            target = np.empty(self.frame_shape, dtype=self.dtype)
+        else:
+            self._check_out(out[np.newaxis], 1)
+            target = out
+        if self.codec is None:
+            self._fallback_one(index, target)
+        else:
+            self._read_one(index, target)
         return target
 
     def read_frames(
@@ -340,16 +380,34 @@ class ChunkReader:
                 raise _UnsupportedChunkError(f"mask {mask}, {len(memoryview(data))} bytes")
             mask, raw = self._read_raw(offset, self._scratch())
             if mask != 0:
-                raise _UnsupportedChunkError(f"filter mask {mask}")
-            self._decode(raw, flat)
+                self._copy_stored(mask, raw, flat)
+            else:
+                self._decode(raw, flat)
             self._count(1, 0)
         except (_UnsupportedChunkError, RuntimeError, OSError, ValueError) as exc:
             _log.debug("frame %d: fallback read (%s)", index, exc)
             self._fallback_one(index, out)
 
+    def _copy_stored(self, mask: int, raw: memoryview, flat: NDArray[np.uint8]) -> None:
+        """A chunk stored with every filter skipped is the frame itself."""
+        if mask != self._skipped_mask or len(raw) != self.frame_nbytes:
+            raise _UnsupportedChunkError(f"filter mask {mask}, {len(raw)} bytes")
+        flat[:] = np.frombuffer(raw, dtype=np.uint8)
+
     def _fallback_one(self, index: int, out: NDArray[Any]) -> None:
+        """One frame through HDF5's own read (filters, any chunk layout)."""
         position = self.position(index)
-        self.dataset.read_direct(out, source_sel=position)
+        if self._low_level:
+            dsid = self.dataset.id
+            fspace = dsid.get_space()
+            count = (1,) * self.scan_rank + self.frame_shape
+            fspace.select_hyperslab((*position, *self._tail), count)
+            if self._mspace is None or self._mtype is None:
+                self._mspace = h5s.create_simple(self.frame_shape)
+                self._mtype = h5t.py_create(self.dtype)
+            dsid.read(self._mspace, fspace, out, self._mtype)
+        else:
+            self.dataset.read_direct(out, source_sel=position)
         self._count(0, 1)
 
     def _read_fallback(self, indices: Sequence[int], out: NDArray[Any]) -> None:
@@ -388,9 +446,13 @@ class ChunkReader:
             free.put(np.empty(self.frame_nbytes + self.frame_nbytes // 8 + 4096, np.uint8))
         pending: list[tuple[int, Future[bool]]] = []
 
-        def work(raw: memoryview, buf: NDArray[np.uint8], k: int) -> bool:
+        def work(raw: memoryview, buf: NDArray[np.uint8], k: int, mask: int) -> bool:
             try:
-                decode(raw, out[k].reshape(-1).view(np.uint8))
+                flat = out[k].reshape(-1).view(np.uint8)
+                if mask != 0:
+                    self._copy_stored(mask, raw, flat)
+                else:
+                    decode(raw, flat)
                 return True
             except _UnsupportedChunkError:
                 return False
@@ -408,12 +470,7 @@ class ChunkReader:
                     free.put(buf)
                     self._fallback_one(index, out[k])
                     continue
-                if mask != 0:
-                    raw.release()
-                    free.put(buf)
-                    self._fallback_one(index, out[k])
-                    continue
-                pending.append((k, pool.submit(work, raw, buf, k)))
+                pending.append((k, pool.submit(work, raw, buf, k, mask)))
         finally:
             results = [(k, future.result()) for k, future in pending]
         failed = [k for k, ok in results if not ok]

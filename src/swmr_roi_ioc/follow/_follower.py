@@ -67,6 +67,12 @@ class KeyFollower:
     keys are not missed), or at once when every index of datasets that
     cannot grow (max shape fixed) is complete.
 
+    With ``keys_decide=False`` (and ``dataset_paths``) the data datasets alone
+    decide and the keys only confirm: areaDetector flushes its attribute
+    datasets every NDAttributeChunk frames, so they can lag the data by
+    thousands of frames. :attr:`keys_complete` and :attr:`extent_complete`
+    say how far each has come.
+
     Example::
 
         with h5py.File("scan.h5", "r", swmr=True) as f:
@@ -84,6 +90,7 @@ class KeyFollower:
         dataset_paths: Sequence[str] = (),
         scan_rank: int | None = None,
         poll_interval: float = 0.005,
+        keys_decide: bool = True,
     ) -> None:
         if isinstance(key_paths, str):
             key_paths = [key_paths]
@@ -104,7 +111,7 @@ class KeyFollower:
             if finished_dataset is None
             else get_dataset(h5file, finished_dataset, "finished dataset")
         )
-        self._setup()
+        self._setup(keys_decide)
 
     @classmethod
     def of_datasets(
@@ -116,6 +123,7 @@ class KeyFollower:
         data_datasets: Sequence[h5py.Dataset] = (),
         scan_rank: int | None = None,
         poll_interval: float = 0.005,
+        keys_decide: bool = True,
     ) -> KeyFollower:
         """A follower of dataset objects already open (no file, no paths).
 
@@ -134,10 +142,10 @@ class KeyFollower:
         if not self._keys and not self._data:
             raise FollowError("nothing to follow: give key datasets or data datasets")
         self._finished_dset = finished_dataset
-        self._setup()
+        self._setup(keys_decide)
         return self
 
-    def _setup(self) -> None:
+    def _setup(self, keys_decide: bool) -> None:
         totals = [t.total for t in (*self._keys, *self._data) if t.total is not None]
         self._total: int | None = min(totals) if totals else None
         first = self._data[0] if self._data else self._keys[0]
@@ -147,6 +155,12 @@ class KeyFollower:
         self.maxshape: tuple[int | None, ...] = first.maxshape[: self.scan_rank]
         #: Complete frames at the last :meth:`poll`.
         self.complete = 0
+        #: The keys decide completeness (else the data's extent, keys confirm).
+        self.keys_decide = keys_decide or not self._data
+        #: Frames every key marks complete, and frames the data's extent covers
+        #: (written chunks), at the last poll; None without keys / data datasets.
+        self.keys_complete: int | None = None
+        self.extent_complete: int | None = None
         #: True once ``finished_dataset`` read non-zero or a fixed-size scan is done.
         self.finished = False
         #: True once ``finished_dataset`` read non-zero (a finished scan stays
@@ -169,7 +183,11 @@ class KeyFollower:
             call_with_retries(t.update, f"polling {t.path!r}", missing=self._missing(t.path))
             for t in (*self._keys, *self._data)
         ]
-        complete = max(self.complete, min(counts))
+        keys, data = counts[: len(self._keys)], counts[len(self._keys) :]
+        self.keys_complete = min(keys) if keys else None
+        self.extent_complete = min(data) if data else None
+        deciding = counts if self.keys_decide else data
+        complete = max(self.complete, min(deciding))
         if complete != self.complete:
             _log.debug("complete frames: %d -> %d", self.complete, complete)
         self.complete = complete

@@ -20,6 +20,8 @@ from ophyd_async.epics.core import (
     epics_triggerable_command,
 )
 
+from ._geometry import SettledSignalRW, clamp_offset, clamp_size, current
+
 
 class IocStatus(StrictEnum):
     """P:Status_RBV."""
@@ -50,17 +52,44 @@ class _Stats(StandardReadable):
 
 
 class SwmrRoiRegion(_Stats):
-    """ROI n under ``f"{P}{n}:"``: geometry settable, statistics readable."""
+    """ROI n under ``f"{P}{n}:"``: geometry settable, statistics readable.
+
+    Setting a geometry signal (``min_x``, ``min_y``, ``size_x``, ``size_y``,
+    ``bgd_width``) completes when its readback shows the value, clamped to the
+    frame as the IOC applies it: ``bps.mv(roi.min_x, 107)`` then a count reads
+    the new geometry. The statistics of frames already taken follow once
+    ``RecomputeProgress_RBV`` is back at 100.
+    """
 
     def __init__(self, prefix: str, name: str = "") -> None:
+        self.max_size_x = epics_signal_r(int, prefix + "MaxSizeX_RBV")
+        self.max_size_y = epics_signal_r(int, prefix + "MaxSizeY_RBV")
+
+        async def offset_x(value: int) -> int:
+            return clamp_offset(value, await current(self.max_size_x))
+
+        async def offset_y(value: int) -> int:
+            return clamp_offset(value, await current(self.max_size_y))
+
+        async def size_x(value: int) -> int:
+            width = await current(self.max_size_x)
+            return clamp_size(value, await current(self.min_x), width)
+
+        async def size_y(value: int) -> int:
+            height = await current(self.max_size_y)
+            return clamp_size(value, await current(self.min_y), height)
+
+        async def bgd(value: int) -> int:
+            return max(value, 0)
+
         with self.add_children_as_readables(Format.CONFIG_SIGNAL):
             self.label = epics_signal_rw(str, prefix + "Name")
             self.use = epics_signal_rw_rbv(bool, prefix + "Use")
-            self.min_x = epics_signal_rw_rbv(int, prefix + "MinX")
-            self.min_y = epics_signal_rw_rbv(int, prefix + "MinY")
-            self.size_x = epics_signal_rw_rbv(int, prefix + "SizeX")
-            self.size_y = epics_signal_rw_rbv(int, prefix + "SizeY")
-            self.bgd_width = epics_signal_rw_rbv(int, prefix + "BgdWidth")
+            self.min_x = SettledSignalRW(prefix + "MinX", offset_x)
+            self.min_y = SettledSignalRW(prefix + "MinY", offset_y)
+            self.size_x = SettledSignalRW(prefix + "SizeX", size_x)
+            self.size_y = SettledSignalRW(prefix + "SizeY", size_y)
+            self.bgd_width = SettledSignalRW(prefix + "BgdWidth", bgd)
         self._add_stats(prefix)
         super().__init__(name=name)
 

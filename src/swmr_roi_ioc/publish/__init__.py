@@ -1,18 +1,12 @@
-"""Publishers: the caproto IOC (CA), its p4p mirror (PVA), the screens (the NeXus
-file is written by the engine's workers: it needs HDF5)."""
+"""Publishers: the EPICS IOC (one PV table; CA by softioc records, PVA by p4p)
+and the Phoebus screens (the NeXus file is written by the engine's workers:
+it needs HDF5)."""
 
-from ._ca import (
-    Controller,
-    PutRefusedError,
-    RoiIoc,
-    build_ioc,
-    map_capacity,
-    map_shape,
-    pv_names,
-)
-from ._ca_context import SafeContext
+from ._access import WriteAccess
+from ._ioc import Ioc
 from ._model import (
     STATUS_LABELS,
+    AlarmStatus,
     Geometry,
     LiveViews,
     RegionSnapshot,
@@ -21,26 +15,50 @@ from ._model import (
     Status,
     StatValues,
 )
-from ._pva import PvaMirror
+from ._publisher import Publisher
+from ._puts import PutHandler
+from ._puts_rules import Controller, PutRefusedError
+from ._pva import PvaServer
+from ._pvtable import (
+    GEOMETRY_PVS,
+    Kind,
+    NdArray,
+    PvSpec,
+    Source,
+    hist_capacity,
+    map_capacity,
+    map_shape,
+    pv_names,
+    pv_table,
+)
 from ._screens import write_screens
 
 __all__ = [
+    "GEOMETRY_PVS",
     "STATUS_LABELS",
+    "AlarmStatus",
     "Controller",
     "Geometry",
+    "Ioc",
+    "Kind",
     "LiveViews",
+    "NdArray",
+    "Publisher",
+    "PutHandler",
     "PutRefusedError",
-    "PvaMirror",
+    "PvSpec",
+    "PvaServer",
     "RegionSnapshot",
-    "RoiIoc",
-    "SafeContext",
     "Severity",
     "Snapshot",
+    "Source",
     "StatValues",
     "Status",
-    "build_ioc",
+    "WriteAccess",
+    "hist_capacity",
     "map_capacity",
     "map_shape",
     "pv_names",
+    "pv_table",
     "write_screens",
 ]

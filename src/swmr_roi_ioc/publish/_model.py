@@ -1,7 +1,7 @@
 """What the publishers show: a plain snapshot of the service's state.
 
-The app builds a :class:`Snapshot` at the publish rate; every publisher (CA, and
-later PVA) turns it into PV values. Publishers never see frames.
+The app builds a :class:`Snapshot` at the publish rate; every publisher (CA and
+PVA, the web page) turns it into values. Publishers never see frames.
 """
 
 from __future__ import annotations
@@ -37,6 +37,15 @@ class Severity(IntEnum):
     MINOR = 1
     MAJOR = 2
     INVALID = 3
+
+
+class AlarmStatus(IntEnum):
+    """EPICS alarm status (menuAlarmStat), the ones the IOC raises."""
+
+    NO_ALARM = 0
+    STATE = 7
+    LINK = 14
+    UDF = 17
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,16 @@ class RegionSnapshot:
     #: which a publisher may skip). The arrays are read-only and never
     #: written after they are handed over.
     generation: int = 0
+    #: the ROI lies outside the frame: clamped to one pixel at its edge (as
+    #: NDPluginROIStat does); its statistics carry a MINOR alarm
+    outside: bool = False
+
+    @property
+    def stats_severity(self) -> Severity:
+        """The alarm severity of this region's statistics PVs."""
+        if self.stale:
+            return Severity.INVALID
+        return Severity.MINOR if self.outside else Severity.NO_ALARM
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,237 +1,162 @@
-"""The PVAccess mirror: every PV of the caproto IOC, same names, served by p4p.
+"""PVAccess: every PV of the table under the same name, served by p4p.
 
-The caproto channels stay the single source of truth. :meth:`PvaMirror.sync`
-copies value, alarm and timestamp of each channel that changed to its p4p
-``SharedPV`` (the app calls it right after each CA publish, so PVA updates at the
-publish rate too). A PVA put is written through caproto (``ChannelData.write``),
-so the same putter validates it, the same controller applies it and CA monitors
-see it; a refusal comes back to the PVA client as the put's error message.
+One p4p ``SharedPV`` per table entry, fed by the same publisher as the CA
+records (:meth:`PvaServer.post` is its sink). A client's put goes to the
+:class:`PutHandler`, the one put path of every front end (access, check,
+apply, PutError_RBV); a refusal comes back as the put's error message.
 
-Maps (``n:Map``, ``Frame:Map``, ``Frame:MaxMap``) and ``Image`` are NTNDArrays
-with their real 2-D shape (dimension[0] = x = columns, as areaDetector).
+Why p4p and not softioc's own QSRV2: measured on this workload, QSRV2 lost
+updates ("cbLow ring buffer full") and serves NTNDArrays from groups with an
+``any`` value, where areaDetector's NDPluginPva serves the value union that
+clients of areaDetector read; p4p serves the union and kept every update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from caproto import ChannelData
+from p4p import Type
 from p4p.server import Server, ServerOperation, StaticProvider
 from p4p.server.asyncio import Handler, SharedPV
 
-from ._ca import RoiIoc
-from ._pva_values import ChannelState, Kind, PvSpec, ShapeOf, describe, initial_value, put_value
-from ._pva_values import update_value as _update_value
+from ._model import AlarmStatus, Severity
+from ._puts_rules import PutRefusedError
+from ._pva_values import initial_value, nt_type, put_value, update_value
+from ._pvtable import PvSpec
 
 log = logging.getLogger(__name__)
 
-#: Last name component of the waveforms served as 2-D maps (rows x cols of the scan).
-MAP_SUFFIXES = ("Map", "MaxMap")
-#: PV (after the prefix) of the live image, and its size PVs.
-IMAGE = "Image"
-IMAGE_SIZE = ("ImageSizeY_RBV", "ImageSizeX_RBV")
+
+class Puts(Protocol):
+    def put(self, suffix: str, value: Any, *, host: str, user: str) -> None: ...
 
 
 class _Handler(Handler):
-    """p4p put handler of one PV; the asyncio SharedPV runs the coroutine in the loop."""
+    """p4p put handler of one PV (the asyncio SharedPV runs it in the loop)."""
 
-    def __init__(self, put: Callable[[PvSpec, ServerOperation], Awaitable[None]], spec: PvSpec):
-        self._put = put
+    def __init__(self, server: PvaServer, spec: PvSpec) -> None:
+        self._server = server
         self._spec = spec
 
-    # p4p.server.asyncio runs a coroutine handler as a task in the loop (base: sync)
-    async def put(  # pyright: ignore[reportIncompatibleMethodOverride]
-        self, pv: SharedPV, op: ServerOperation
-    ) -> None:
-        await self._put(self._spec, op)
+    def put(self, pv: SharedPV, op: ServerOperation) -> None:
+        self._server.handle_put(self._spec, op)
 
 
-class PvaMirror:
-    """Serves every PV of ``ioc`` over PVAccess; ``map_shape`` is (rows, cols) of the maps."""
+class PvaServer:
+    """The p4p server of the table's PVs under ``prefix``."""
 
-    def __init__(self, ioc: RoiIoc, map_shape: tuple[int, int]) -> None:
-        self._ioc = ioc
-        self._map_shape = (int(map_shape[0]), int(map_shape[1]))
-        self._specs: dict[str, PvSpec] = {}
-        for name, chan in ioc.pvdb.items():
-            writable = not bool(getattr(chan.pvspec, "read_only", False))
-            self._specs[name] = describe(name, chan, self._shape_of(name), writable)
+    def __init__(self, prefix: str, specs: Sequence[PvSpec], puts: Puts) -> None:
+        self.prefix = prefix
+        self._specs = {spec.suffix: spec for spec in specs}
+        self._puts = puts
         self._pvs: dict[str, SharedPV] = {}
-        self._last: dict[str, ChannelState] = {}
+        self._sizes: dict[str, int] = {}
         self._posts: dict[str, int] = {}
+        self._types: dict[str, Type] = {}
+        self._early: dict[str, tuple[PvSpec, Any, Severity, AlarmStatus, float]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
         self._server: Server | None = None
         self._serving = asyncio.Event()
 
     @property
     def names(self) -> list[str]:
-        """Every PV name served, sorted (the same as the CA IOC's)."""
-        return sorted(self._specs)
+        return sorted(self.prefix + s for s in self._specs)
 
-    def kind(self, name: str) -> Kind:
-        """What ``name`` is over PVAccess."""
-        return self._specs[name].kind
+    def open(self) -> None:
+        """Create the PVs (in the running loop, as p4p's asyncio flavour needs)."""
+        self._ensure_pvs()
 
-    # -- serving ----------------------------------------------------------------
+    def _ensure_pvs(self) -> None:
+        if self._pvs:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        now = time.time()
+        for suffix, spec in self._specs.items():
+            self._types[suffix] = nt = nt_type(spec)
+            initial = initial_value(spec, nt, spec.initial, now)
+            self._pvs[suffix] = SharedPV(handler=_Handler(self, spec), initial=initial)
+        early, self._early = self._early, {}
+        for args in early.values():
+            self.post(*args)
 
     async def serve(self, *, isolate: bool = False) -> None:
-        """Serve until cancelled. ``isolate=True``: loopback, random port (tests).
-
-        Otherwise the server takes its configuration from the EPICS_PVAS_* /
-        EPICS_PVA_* environment, as any EPICS server does."""
+        """Serve until cancelled; configured by the EPICS_PVAS_*/EPICS_PVA_*
+        environment as any EPICS server (``isolate``: loopback, random port)."""
         self._ensure_pvs()
-        provider = StaticProvider(f"swmr-roi-ioc:{self._ioc.prefix}")
-        for name, pv in self._pvs.items():
-            provider.add(name, pv)
+        provider = StaticProvider(f"swmr-roi-ioc:{self.prefix}")
+        for suffix, pv in self._pvs.items():
+            provider.add(self.prefix + suffix, pv)
         try:
             with Server(providers=[provider], isolate=isolate) as server:
                 self._server = server
                 self._serving.set()
-                log.info("PVA mirror serving %d PVs (%s)", len(self._pvs), _port(server))
+                conf = dict(server.conf())
+                port = conf.get("EPICS_PVA_SERVER_PORT", "?")
+                log.info("PVA server (p4p) serving %d PVs on port %s", len(self._pvs), port)
                 await asyncio.Future[None]()  # until cancelled
         finally:
             self._serving.clear()
             self._server = None
             for pv in self._pvs.values():
                 pv.close()
-            self._pvs.clear()
-            self._last.clear()
-            log.info("PVA mirror stopped")
+            log.info("PVA server stopped")
 
     async def wait_serving(self) -> dict[str, str]:
-        """Wait until :meth:`serve` listens; its effective config (for a client Context)."""
+        """Wait until :meth:`serve` listens; its effective config."""
         await self._serving.wait()
         assert self._server is not None
         return dict(self._server.conf())
 
-    # -- CA -> PVA --------------------------------------------------------------
+    # -- the publisher's sink ---------------------------------------------------
 
-    async def sync(self) -> None:
-        """Post every channel whose value, alarm or timestamp changed since the last sync."""
-        self._ensure_pvs()
-        self._post_changed()
-
-    async def sync_some(self, names: list[str]) -> None:
-        """:meth:`sync` for the channels of these CA PV names only."""
-        self._ensure_pvs()
-        for name in names:
-            spec = self._specs.get(name)
-            if spec is not None:
-                self._post_if_changed(spec)
-
-    def _post_changed(self) -> None:
-        for spec in self._specs.values():
-            self._post_if_changed(spec)
-
-    def _ensure_pvs(self) -> None:
-        """Create the SharedPVs (inside the running loop, as p4p's asyncio flavour needs)."""
-        if self._pvs:
+    def post(
+        self, spec: PvSpec, value: Any, severity: Severity, status: AlarmStatus, stamp: float
+    ) -> None:
+        if self._loop is not None and threading.get_ident() != self._thread:
+            self._loop.call_soon_threadsafe(self.post, spec, value, severity, status, stamp)
             return
-        for name, spec in self._specs.items():
-            handler = _Handler(self._put, spec)
-            self._pvs[name] = SharedPV(handler=handler, initial=initial_value(spec))
-            self._last[name] = ChannelState.of(spec.chan)
-
-    def _post_if_changed(self, spec: PvSpec) -> None:
-        pv = self._pvs.get(spec.name)
-        if pv is None:
+        if spec.kind.integer:
+            self._sizes[spec.suffix] = int(value)
+        pv = self._pvs.get(spec.suffix)
+        if pv is None:  # not open yet: posted when the PVs open
+            self._early[spec.suffix] = (spec, value, severity, status, stamp)
             return
-        state = ChannelState.of(spec.chan)
-        last = self._last.get(spec.name)
-        if last is not None and state.same_as(last):
-            return
-        count = self._posts.get(spec.name, 0) + 1
+        shape = None
+        if spec.ndarray is not None:
+            nd = spec.ndarray
+            rows, cols = self._sizes.get(nd.rows, 0), self._sizes.get(nd.cols, 0)
+            shape = (rows, cols) if rows > 0 and cols > 0 else None
+        count = self._posts.get(spec.suffix, 0) + 1
         try:
-            pv.post(_update_value(spec, state, unique_id=count))
+            nt = self._types[spec.suffix]
+            update = update_value(
+                spec, nt, value, severity, status, stamp, shape=shape, unique_id=count
+            )
+            pv.post(update)
         except Exception:  # one bad value must not stop the others
-            log.exception("PVA post of %s failed", spec.name)
+            log.exception("PVA post of %s failed", spec.suffix)
             return
-        self._posts[spec.name] = count
-        self._last[spec.name] = state
+        self._posts[spec.suffix] = count
 
-    # -- PVA -> CA --------------------------------------------------------------
+    # -- puts -------------------------------------------------------------------
 
-    async def _put(self, spec: PvSpec, op: ServerOperation) -> None:
-        """A client's put: through caproto's write, then op.done() or op.done(error=...)."""
+    def handle_put(self, spec: PvSpec, op: ServerOperation) -> None:
+        name = self.prefix + spec.suffix
         try:
-            if not spec.writable:
-                raise PermissionError(f"{spec.name} is read-only")
-            user = str(op.account() or "")
-            hosts = _peer_hosts(op)
-            if not any(self._ioc.access.allows(h, user) for h in hosts):
-                raise PermissionError(self._ioc.access.why_not(hosts[0], user))
             value = put_value(spec, op.value())
-            await spec.chan.write(value)
-        except Exception as exc:
-            reason = str(exc) or type(exc).__name__
-            log.info("PVA put to %s refused: %s", spec.name, reason)
-            op.done(error=reason)
-        except BaseException:
-            op.done(error="server shutting down")
-            raise
+            host = str(op.peer() or "").rsplit(":", 1)[0].strip("[]")
+            self._puts.put(spec.suffix, value, host=host, user=str(op.account() or ""))
+        except (PutRefusedError, ValueError) as exc:
+            op.done(error=str(exc) or type(exc).__name__)
+        except Exception as exc:  # a put must be answered, whatever happened
+            log.exception("PVA put to %s failed", name)
+            op.done(error=f"{name}: {exc}")
         else:
-            log.debug("PVA put to %s: %r", spec.name, value)
             op.done()
-        # show the outcome at once: the new value, or caproto's WRITE alarm (which
-        # caproto raises on the alarm the whole PVGroup shares)
-        self._post_changed()
-
-    # -- shapes -----------------------------------------------------------------
-
-    def _shape_of(self, name: str) -> ShapeOf | None:
-        """How to shape ``name`` as an NTNDArray, or None if it is not one."""
-        prefix = self._ioc.prefix
-        suffix = name[len(prefix) :] if name.startswith(prefix) else name
-        if suffix.rsplit(":", 1)[-1] in MAP_SUFFIXES:
-            return self._map
-        if suffix == IMAGE:
-            sizes = [self._ioc.pvdb.get(prefix + s) for s in IMAGE_SIZE]
-            if all(s is not None for s in sizes):
-                return lambda n: self._image(n, sizes)
-            return _one_row
-        return None
-
-    def _map(self, n: int) -> tuple[int, int]:
-        """The map's shape now: MapSizeY/X_RBV (the geometry may come from the
-        file or the plugin), else the shape given at construction."""
-        prefix = self._ioc.prefix
-        sizes = [self._ioc.pvdb.get(prefix + s) for s in ("MapSizeY_RBV", "MapSizeX_RBV")]
-        if all(s is not None for s in sizes):
-            rows, cols = (int(s.value) if s is not None else 0 for s in sizes)
-            if 0 < rows * cols == n:
-                return (rows, cols)
-        rows, cols = self._map_shape
-        return (rows, cols) if rows * cols == n else _one_row(n)
-
-    @staticmethod
-    def _image(n: int, sizes: Sequence[ChannelData | None]) -> tuple[int, int]:
-        rows, cols = (int(s.value) if s is not None else 0 for s in sizes)
-        return (rows, cols) if 0 < rows * cols <= n else _one_row(n)
-
-
-def _peer_hosts(op: ServerOperation) -> list[str]:
-    """The client's host from op.peer() ('ip:port'): its address and its names;
-    a local address also counts as this machine's host name."""
-    peer = str(op.peer() or "")
-    address = peer.rsplit(":", 1)[0].strip("[]")
-    names = [address]
-    try:
-        name, aliases, _ = socket.gethostbyaddr(address)
-        names += [name, *aliases]
-    except OSError:
-        pass
-    if address.startswith("127.") or address == "::1":
-        names.append(socket.gethostname())
-    return names
-
-
-def _one_row(n: int) -> tuple[int, int]:
-    return (1, n)
-
-
-def _port(server: Server) -> str:
-    conf: dict[str, Any] = dict(server.conf())
-    return f"port {conf.get('EPICS_PVA_SERVER_PORT', '?')}"

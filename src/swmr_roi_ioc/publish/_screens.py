@@ -15,6 +15,13 @@ The forms come from pvi (``_screens_pvi``); images and plots are written
 by hand (``_screens_bob``, ``_screens_plots``), because pvi has no
 ``data_width``/``data_height`` for images, no X PV and no second Y axis.
 
+PV names are written with areaDetector's macros, ``$(P)$(R)1:Total_RBV``:
+each display defines ``P`` and ``R`` from the configured prefix (split as
+areaDetector splits ``BL01C-DI-DCAM-01:`` + ``ROI:``) as defaults, so the same
+files serve another instance when opened with other P and R. Fonts are
+Phoebus' named fonts (Default, Default Bold, Header 1, ...), so a site's
+font definitions apply.
+
 Sizes of arrays, where the screens must state them:
 
 * maps: ``scan.shape`` (rows x cols) when configured. Without it the map
@@ -38,7 +45,7 @@ from swmr_roi_ioc.stats import bin_factor
 
 from . import _screens_bob as bob
 from . import _screens_pvi as forms
-from ._ca import map_shape
+from ._pvtable import map_shape
 from ._screens_bob import GAP, MARGIN
 from ._screens_plots import live_view, map_panels, series_plots
 
@@ -60,13 +67,27 @@ _TITLE_Y, _SUBTITLE_Y = 8, 38
 _NAV_W, _NAV_Y = 120, 64
 
 
-def _page(config: IocConfig, file: str) -> bob.Element:
-    """A display with its title, prefix/description line and the buttons to
-    the other displays."""
+#: The PV name prefix every screen uses, areaDetector's macros.
+MACRO_PREFIX = "$(P)$(R)"
+
+
+def split_prefix(prefix: str) -> tuple[str, str]:
+    """areaDetector's P and R of a prefix: 'BL01C-DI-DCAM-01:ROI:' ->
+    ('BL01C-DI-DCAM-01:', 'ROI:'); a single field is all P: 'T:' -> ('T:', '')."""
+    head = prefix.rstrip(":").rpartition(":")[0]
+    if not head:
+        return prefix, ""
+    return head + ":", prefix[len(head) + 1 :]
+
+
+def _page(config: IocConfig, file: str, macros: tuple[str, str]) -> bob.Element:
+    """A display with its P/R macros, its title, prefix/description line and
+    the buttons to the other displays."""
     title = next(full for name, _button, full in SCREENS if name == file)
     root = bob.display(f"{config.ioc_name}: {title}", 100, 100)
+    bob.macros(root, {"P": macros[0], "R": macros[1]})
     heading = f"{title} \u2014 {config.ioc_name}"
-    bob.label(root, heading, MARGIN, _TITLE_Y, 100, 30, size=20, bold=True, family=bob.TITLE_FONT)
+    bob.label(root, heading, MARGIN, _TITLE_Y, 100, 30, size=22, bold=True)
     sub = f"PV prefix {config.prefix}"
     if config.description:
         sub += f"   \u00b7   {config.description}"
@@ -93,8 +114,8 @@ def _finish(root: bob.Element, path: Path) -> Path:
     return bob.write(root, path)
 
 
-def _index(config: IocConfig, path: Path) -> Path:
-    root = _page(config, path.name)
+def _index(config: IocConfig, path: Path, macros: tuple[str, str]) -> Path:
+    root = _page(config, path.name, macros)
     acquisition = forms.render(forms.acquisition_group(config), label_width=150, widget_width=130)
     geometry = forms.render(forms.geometry_group(config), label_width=150, widget_width=130)
     both = acquisition.width + GAP + geometry.width
@@ -106,8 +127,8 @@ def _index(config: IocConfig, path: Path) -> Path:
     return _finish(root, path)
 
 
-def _rois(config: IocConfig, path: Path) -> Path:
-    root = _page(config, path.name)
+def _rois(config: IocConfig, path: Path, macros: tuple[str, str]) -> Path:
+    root = _page(config, path.name, macros)
     table = forms.render(forms.roi_table(config), label_width=64, widget_width=100)
     table.place(root, MARGIN, TOP)
     note = (
@@ -121,15 +142,15 @@ def _rois(config: IocConfig, path: Path) -> Path:
     return _finish(root, path)
 
 
-def _maps(config: IocConfig, path: Path) -> Path:
-    root = _page(config, path.name)
+def _maps(config: IocConfig, path: Path, macros: tuple[str, str]) -> Path:
+    root = _page(config, path.name, macros)
     dynamic = config.scan.shape is None
     root.extend(map_panels(config, map_shape(config), dynamic, TOP))
     return _finish(root, path)
 
 
-def _series(config: IocConfig, path: Path) -> Path:
-    root = _page(config, path.name)
+def _series(config: IocConfig, path: Path, macros: tuple[str, str]) -> Path:
+    root = _page(config, path.name, macros)
     root.extend(series_plots(config, TOP))
     return _finish(root, path)
 
@@ -140,8 +161,8 @@ def live_image_size(config: IocConfig) -> tuple[int, int]:
     return (TYPICAL_FRAME[0] // factor, TYPICAL_FRAME[1] // factor)
 
 
-def _live(config: IocConfig, path: Path) -> Path:
-    root = _page(config, path.name)
+def _live(config: IocConfig, path: Path, macros: tuple[str, str]) -> Path:
+    root = _page(config, path.name, macros)
     histogram = forms.render_to_width(
         forms.histogram_group(config), label_width=120, width=HISTOGRAM_W
     )
@@ -149,7 +170,7 @@ def _live(config: IocConfig, path: Path) -> Path:
     return _finish(root, path)
 
 
-_BUILDERS: dict[str, Callable[[IocConfig, Path], Path]] = {
+_BUILDERS: dict[str, Callable[[IocConfig, Path, tuple[str, str]], Path]] = {
     "index.bob": _index,
     "rois.bob": _rois,
     "maps.bob": _maps,
@@ -165,4 +186,8 @@ def write_screens(config: IocConfig, directory: Path) -> list[Path]:
     Returns the paths written, ``index.bob`` first."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return [_BUILDERS[file](config, directory / file) for file, _button, _title in SCREENS]
+    macros = split_prefix(config.prefix)
+    # the builders write PV names from config.prefix: make it the macros
+    # (model_copy does not validate: '$(P)$(R)' is no PV name of its own)
+    generic = config.model_copy(update={"prefix": MACRO_PREFIX})
+    return [_BUILDERS[file](generic, directory / file, macros) for file, _button, _title in SCREENS]

@@ -6,7 +6,8 @@ display around them and the widgets pvi has no words for: Image widgets with
 with an X PV and several Y axes, and the navigation buttons. Property names
 and widget versions are those of Phoebus' display model (``ImageWidget``,
 ``XYPlotWidget``, ``PlotWidgetProperties``, ``RulesWidgetProperty``); colours
-and fonts are pvi's ``dls.bob`` theme so both halves look alike.
+are pvi's ``dls.bob`` theme so both halves look alike; fonts are Phoebus'
+named fonts, in both halves (``write`` names pvi's too).
 """
 
 from __future__ import annotations
@@ -40,8 +41,18 @@ TRACE_COLOURS: tuple[Rgb, ...] = (
 #: space around a display's content, and between its panels
 MARGIN, GAP = 12, 10
 
-FONT = "Cantarell"
-TITLE_FONT = "Liberation Sans"
+#: Phoebus' named fonts (``NamedWidgetFonts``) by (size, style), with the
+#: attributes Phoebus gives them by default (written as the fallback).
+NAMED_FONTS: dict[tuple[float, str], str] = {
+    (14.0, "REGULAR"): "Default",
+    (14.0, "BOLD"): "Default Bold",
+    (22.0, "BOLD"): "Header 1",
+    (18.0, "BOLD"): "Header 2",
+    (16.0, "BOLD"): "Header 3",
+    (14.0, "ITALIC"): "Comment",
+    (12.0, "REGULAR"): "Fine Print",
+}
+FONT = "Liberation Sans"
 #: Phoebus draws a group box's children inside an inset of 2 + 1.2 * font size
 #: on every side (GroupRepresentation, style GROUP).
 GROUP_FONT_SIZE = 16
@@ -75,9 +86,40 @@ def _color(parent: Element, tag: str, rgb: Rgb) -> Element:
     return holder
 
 
-def _font(parent: Element, size: float, style: str = "REGULAR", family: str = FONT) -> None:
+def named_font(size: float, style: str) -> str:
+    """The Phoebus named font nearest to ``size`` in ``style`` (regular text
+    16 and up is a header, as Phoebus' own fonts go)."""
+    if style == "REGULAR" and size >= 16:
+        style = "BOLD"
+    same = [(s, n) for (s, st), n in NAMED_FONTS.items() if st == style]
+    same = same or [(14.0, "Default")]
+    return min(same, key=lambda item: abs(item[0] - size))[1]
+
+
+def _named(font: Element) -> None:
+    """Make a ``<font family= style= size=>`` element a named font."""
+    name = named_font(float(font.get("size") or 14), font.get("style") or "REGULAR")
+    size, style = next(k for k, v in NAMED_FONTS.items() if v == name)
+    for key in list(font.attrib):
+        del font.attrib[key]
+    font.text = None
+    font.set("name", name)
+    font.set("family", FONT)
+    font.set("style", style)
+    font.set("size", f"{size}")
+
+
+def _font(parent: Element, size: float, style: str = "REGULAR") -> None:
     holder = etree.SubElement(parent, "font")
-    etree.SubElement(holder, "font", family=family, style=style, size=f"{float(size)}")
+    _named(etree.SubElement(holder, "font", style=style, size=f"{float(size)}"))
+
+
+def macros(root: Element, values: dict[str, str]) -> Element:
+    """The display's ``<macros>``: defaults its PV names expand with."""
+    holder = etree.SubElement(root, "macros")
+    for name, value in values.items():
+        prop(holder, name, value)
+    return holder
 
 
 def display(name: str, width: int, height: int) -> Element:
@@ -120,12 +162,11 @@ def label(
     bold: bool = False,
     colour: Rgb = TEXT,
     align: int = 0,
-    family: str = FONT,
 ) -> Element:
     """A static text; ``align`` 0 left, 1 centre, 2 right."""
     node = widget(parent, "label", "Label", x, y, width, height)
     prop(node, "text", text)
-    _font(node, size, "BOLD" if bold else "REGULAR", family)
+    _font(node, size, "BOLD" if bold else "REGULAR")
     _color(node, "foreground_color", colour)
     prop(node, "horizontal_alignment", align)
     prop(node, "vertical_alignment", 1)
@@ -305,7 +346,7 @@ def xyplot(
 
 def _font_tag(parent: Element, tag: str, size: float, style: str = "REGULAR") -> None:
     holder = etree.SubElement(parent, tag)
-    etree.SubElement(holder, "font", family=FONT, style=style, size=f"{float(size)}")
+    _named(etree.SubElement(holder, "font", style=style, size=f"{float(size)}"))
 
 
 def _axis(axis: Element, title: str) -> None:
@@ -344,6 +385,10 @@ def set_prop(node: Element, tag: str, value: str | int | float | bool) -> None:
 def write(root: Element, path: Path) -> Path:
     """Write the display to ``path`` atomically (``.tmp`` then rename), so a
     Phoebus reading the screens directory never sees half a file."""
+    for font in root.iter("font"):
+        # a holder has the font as its child; pvi's fonts are named here too
+        if not len(font) and font.get("size") is not None and font.get("name") is None:
+            _named(font)
     etree.indent(root, space="  ")
     data = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     tmp = path.with_name(f"{path.name}.tmp")

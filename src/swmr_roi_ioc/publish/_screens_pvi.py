@@ -39,13 +39,12 @@ from pvi.device import (
 
 from swmr_roi_ioc.config import IocConfig
 
-from ._ca import GEOMETRY_PVS
+from ._pvtable import GEOMETRY_PVS
 from ._screens_bob import GROUP_INSET, Element, bounds, set_prop, shift
 
 #: What the Reset button writes: state 1 of the Reset enum ("write 1"), by
 #: its name. Phoebus' write-PV action puts its value as a string (DBR_STRING);
-#: a record in an EPICS IOC would parse "1", caproto's enum channel refuses
-#: any string that is not one of its states.
+#: the IOC's bo record takes a state's name as well as its number.
 RESET_VALUE = "Reset"
 
 #: Columns of the ROI table, in order; RW columns hold setpoint | readback.
@@ -161,6 +160,7 @@ def status_group(config: IocConfig) -> Group:
                 description="a ROI change applied to past frames, 0..100 %",
                 read_widget=ProgressBar(),
             ),
+            _read("PutError", "Last refused put", f"{p}PutError_RBV", "why it was refused", text),
             _read("Run", "Run", f"{p}RunUid_RBV", "bluesky source: the run's uid", text),
             _read("Plan", "Plan", f"{p}PlanName_RBV", "bluesky source: the run's plan", text),
             SignalR(

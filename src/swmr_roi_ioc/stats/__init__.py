@@ -8,6 +8,7 @@ from swmr_roi_ioc.stats._roi import (
     clamp_roi,
     compute_stats,
     frame_stats,
+    roi_outside,
     roi_stats,
 )
 from swmr_roi_ioc.stats._scan import ScanGeometry
@@ -29,6 +30,7 @@ __all__ = [
     "frame_stats",
     "grid_geometry",
     "histogram",
+    "roi_outside",
     "roi_stats",
     "spec_geometry",
 ]

@@ -68,6 +68,13 @@ def _clamp_dim(offset: int, size: int, dim_size: int) -> tuple[int, int]:
     return offset, size
 
 
+def roi_outside(roi: Roi, frame_shape: tuple[int, int]) -> bool:
+    """``roi`` starts past the frame's last column or row: clamping leaves one
+    pixel at the edge (NDPluginROIStat's numbers, but not the region asked for)."""
+    height, width = (int(v) for v in frame_shape)
+    return int(roi.x) >= width or int(roi.y) >= height
+
+
 def clamp_roi(roi: Roi, frame_shape: tuple[int, int]) -> Roi:
     """Clamp ``roi`` to a frame of ``frame_shape`` (H, W), as NDPluginROIStat.
 

@@ -73,7 +73,7 @@ def test_defaults_follow_design() -> None:
             GOOD.replace("ioc_name: test-ioc", "ioc_name: Test IOC"),
             1,
             "ioc_name",
-            "pattern",
+            "lower-case letters, digits and '-'",
         ),
         (GOOD + "source:\n  timeout: -1\n", 11, "source.timeout", "greater than"),
         (GOOD + "source:\n  dataset: entry/data\n", 11, "source.dataset", "absolute"),
@@ -130,7 +130,7 @@ def test_check_exits_2_with_location_and_no_traceback(tmp_path: Path) -> None:
 
 def test_check_prints_pv_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "ioc.yaml"
-    good.write_text(GOOD)
+    good.write_text(GOOD.replace("data_root: /data", f"data_root: {tmp_path}"))
     assert main(["check", str(good)]) == 0
     out = capsys.readouterr().out.split()
     for pv in [

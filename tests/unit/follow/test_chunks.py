@@ -86,6 +86,22 @@ def test_extra_dims_scan_rank_2(tmp_path: Path) -> None:
         assert reader.frame_count() == FRAMES + 2  # the last row is in the extent
 
 
+def test_fallback_scan_rank_2_reads_each_frame(tmp_path: Path) -> None:
+    """HDF5's own read of one frame at a 2-D scan position (gzip: no fast path)."""
+    grid = NOISE[:4].reshape(2, 2, *SHAPE)
+    path = tmp_path / "grid.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("d", data=grid, chunks=(1, 1, *SHAPE), compression="gzip")
+    with open_swmr(path) as f:
+        reader = ChunkReader(shared_dataset(f, "d"), scan_rank=2)
+        assert reader.codec is None
+        for index in range(4):
+            np.testing.assert_array_equal(reader.read_frame(index), NOISE[index])
+        assert reader.fallback_frames == 4
+        with pytest.raises(FrameIndexError):
+            reader.read_frame(4)
+
+
 def _h5(tmp_path: Path, data: np.ndarray[Any, Any], **kw: Any) -> Path:
     path = tmp_path / "custom.h5"
     with h5py.File(path, "w", libver="latest") as f:
@@ -157,8 +173,9 @@ def test_incompressible_lz4_and_blosc(tmp_path: Path) -> None:
             np.testing.assert_array_equal(reader.read_frames(0, 4), noise)
 
 
-def test_skipped_filter_and_unwritten_chunk_fall_back(tmp_path: Path) -> None:
-    """A chunk stored with its filter skipped (mask 1), a chunk never written."""
+def test_skipped_filter_copied_and_unwritten_chunk_falls_back(tmp_path: Path) -> None:
+    """A chunk stored with its filter skipped (mask 1) is copied as stored;
+    a chunk never written reads as fill value through HDF5."""
     path = tmp_path / "mask.h5"
     with h5py.File(path, "w", libver="latest") as f:
         dset = f.create_dataset(
@@ -177,8 +194,8 @@ def test_skipped_filter_and_unwritten_chunk_fall_back(tmp_path: Path) -> None:
         np.testing.assert_array_equal(frames[1], NOISE[1])
         np.testing.assert_array_equal(frames[2], dset[2])
         assert (frames[2] == 7).all()  # fill value
-        assert reader.fast_frames == 1
-        assert reader.fallback_frames == 2
+        assert reader.fast_frames == 2
+        assert reader.fallback_frames == 1
         np.testing.assert_array_equal(reader.read_frames(0, 3), dset[0:3])
 
 

@@ -52,6 +52,25 @@ def _config(**overrides: Any) -> IocConfig:
     return IocConfig.model_validate(data)
 
 
+def expand(root: ET.Element) -> ET.Element:
+    """The display with its macros ($(P), $(R)) expanded everywhere, as
+    Phoebus expands them from the display's <macros>."""
+    holder = root.find("macros")
+    values = {child.tag: child.text or "" for child in holder} if holder is not None else {}
+    for node in root.iter():
+        if node.text and "$(" in node.text:
+            text = node.text
+            for name, value in values.items():
+                text = text.replace(f"$({name})", value)
+            node.text = text
+    return root
+
+
+def parse(path: Path) -> ET.Element:
+    """A display as Phoebus shows it: macros expanded."""
+    return expand(ET.parse(path).getroot())
+
+
 def _widgets(node: ET.Element) -> Iterator[ET.Element]:
     """Every widget under ``node``, at any depth."""
     yield from node.iter("widget")
@@ -82,7 +101,7 @@ def _pvs(root: ET.Element) -> set[str]:
 @pytest.fixture
 def screens(tmp_path: Path) -> dict[str, ET.Element]:
     paths = write_screens(_config(), tmp_path / "opi")
-    return {p.name: ET.parse(p).getroot() for p in paths}
+    return {p.name: parse(p) for p in paths}
 
 
 def test_writes_the_five_displays_index_first(tmp_path: Path) -> None:
@@ -139,7 +158,7 @@ def test_maps_without_scan_shape_follow_the_map_size_pvs(tmp_path: Path) -> None
     config = _config(scan={"shape": None}, publish={"time_series_length": 500})
     rows, cols = map_shape(config)
     assert (rows, cols) == (1, 500)
-    root = ET.parse(write_screens(config, tmp_path)[2]).getroot()
+    root = parse(write_screens(config, tmp_path)[2])
     images = [node for node in _widgets(root) if node.get("type") == "image"]
     assert len(images) == 5
     for node in images:
@@ -231,7 +250,7 @@ def test_layout_nothing_overlaps_and_groups_hold_their_children(tmp_path: Path, 
         rois=[{"name": f"R{n}", "x": n, "y": n, "width": 4, "height": 4} for n in range(rois)]
     )
     for path in write_screens(config, tmp_path):
-        root = ET.parse(path).getroot()
+        root = parse(path)
         width, height = int(root.findtext("width") or 0), int(root.findtext("height") or 0)
         parents = [(root, width, height, 0)] + [
             (g, *_bounds(g)[2:], 2 * GROUP_INSET)
@@ -246,3 +265,38 @@ def test_layout_nothing_overlaps_and_groups_hold_their_children(tmp_path: Path, 
             assert not _overlaps(boxes), (path.name, _overlaps(boxes)[:3])
             for label, (x, y, cw, ch) in boxes:
                 assert x + cw <= w - inset and y + ch <= h - inset, (path.name, label)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "p", "r"),
+    [("BL01C-DI-DCAM-01:ROI:", "BL01C-DI-DCAM-01:", "ROI:"), ("T:", "T:", ""),
+     ("A:B:C:", "A:B:", "C:")],
+)  # fmt: skip
+def test_pv_names_use_areadetector_macros(tmp_path: Path, prefix: str, p: str, r: str) -> None:
+    """Every PV name is written $(P)$(R)...; each display defines P and R from
+    the prefix (areaDetector's split), and expanded they are the served PVs."""
+    config = _config(prefix=prefix)
+    served = set(pv_names(config))
+    for path in write_screens(config, tmp_path / prefix.replace(":", "_")):
+        raw = ET.parse(path).getroot()
+        holder = raw.find("macros")
+        assert holder is not None, path.name
+        macros = {child.tag: child.text or "" for child in holder}
+        assert macros == {"P": p, "R": r}, path.name
+        names = _pvs(raw)
+        assert names and all(n.startswith("$(P)$(R)") for n in names), sorted(names)[:5]
+        assert prefix not in ET.tostring(raw, encoding="unicode").replace(f"<P>{p}</P>", ""), (
+            f"{path.name} writes the prefix out in full"
+        )
+        expanded = {n.replace("$(P)", p).replace("$(R)", r) for n in names}
+        assert expanded <= served, sorted(expanded - served)
+
+
+def test_fonts_are_phoebus_named_fonts(screens: dict[str, ET.Element]) -> None:
+    named = {"Default", "Default Bold", "Header 1", "Header 2", "Header 3", "Comment",
+             "Fine Print"}  # fmt: skip
+    for name, root in screens.items():
+        fonts = [f for f in root.iter("font") if not len(f)]
+        assert fonts, name
+        for font in fonts:
+            assert font.get("name") in named, (name, font.attrib)

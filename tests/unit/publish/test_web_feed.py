@@ -75,8 +75,8 @@ def test_put_path_applies_geometry_and_asks_for_the_recompute() -> None:
         ("1:SizeX", 0, "allowed-host", "T:1:SizeX: 0 is outside 1..65536"),
         ("1:MinY", -1, "allowed-host", "T:1:MinY: -1 is outside 0..65536"),
         ("3:MinX", 1, "allowed-host", "T:3:MinX: no such writable PV"),
-        ("1:Total_RBV", 1, "allowed-host", "T:1:Total_RBV: no such writable PV"),
-        ("Reset", "x", "allowed-host", "T:Reset: 'x' is not a number"),
+        ("1:Total_RBV", 1, "allowed-host", "T:1:Total_RBV is read-only"),
+        ("Reset", "x", "allowed-host", "T:Reset: write 1"),
     ],
 )
 def test_put_path_refuses_with_the_reason(suffix: str, value: object, host: str, why: str) -> None:

@@ -32,7 +32,11 @@ def test_flush_log_follows_each_frame(tmp_path: Path) -> None:
     rows = [line.split() for line in log.read_text().splitlines()]
     assert [int(n) for n, _ in rows] == [1, 2, 3, 4, 5, 6]
     flushed = np.array([float(t) for _, t in rows])
-    assert np.all(np.diff(flushed) > 0.01)  # paced at 50 Hz, one flush per frame
+    # one flush per frame, paced at 50 Hz: the writer keeps a schedule, so a
+    # frame delayed by a busy machine is followed by one sooner; the pace is
+    # the span of the whole run, never shorter than 5 periods
+    assert np.all(np.diff(flushed) > 0)
+    assert flushed[-1] - flushed[0] >= 5 * 0.02 * 0.95
     with h5py.File(out, "r") as f:
         stamps = f[f"{ATTRIBUTES_GROUP}/NDArrayTimeStamp"][()].ravel() + EPICS_EPOCH_OFFSET
     # each frame was stamped (acquired) before it was flushed, and flushed soon after

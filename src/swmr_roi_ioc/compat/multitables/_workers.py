@@ -1,7 +1,9 @@
 """Worker processes: each opens the file itself and evaluates requests into stages.
 
 Processes start from a forkserver (a clean parent, not a fork of the
-caller). Every worker reads through one h5py handle per dataset and
+caller) that has this module, and so h5py, hdf5plugin, numpy and our
+follower, imported once: a worker is a fork of it, it imports nothing
+itself. Every worker reads through one h5py handle per dataset and
 :class:`swmr_roi_ioc.follow.ChunkReader` for rows (the fast chunk path
 where the layout allows); results go straight into the request's stage.
 """
@@ -14,7 +16,7 @@ import multiprocessing as mp
 import os
 import pickle
 import threading
-from multiprocessing import shared_memory
+from multiprocessing import forkserver, shared_memory
 from typing import Any
 
 import h5py
@@ -108,13 +110,25 @@ def _picklable(exc: Exception) -> Exception:
     return exc
 
 
+def _forkserver_context() -> Any:
+    """The forkserver context, its server preloading this module (and so the
+    heavy imports) when it starts; modules already asked for stay."""
+    ctx = mp.get_context("forkserver")
+    server = getattr(forkserver, "_forkserver", None)
+    current = getattr(server, "_preload_modules", None)
+    modules = list(current) if isinstance(current, list) else ["__main__"]
+    if __name__ not in modules:
+        ctx.set_forkserver_preload([*modules, __name__])  # no effect once running
+    return ctx
+
+
 class WorkerPool:
     """``n_procs`` worker processes on ``filename``, and the thread collecting results."""
 
     def __init__(self, filename: str, n_procs: int) -> None:
         if n_procs < 1:
             raise ValueError(f"n_procs must be >= 1, got {n_procs}")
-        ctx = mp.get_context("forkserver")
+        ctx = _forkserver_context()
         self.filename = os.fspath(filename)
         self._tasks = ctx.Queue()
         self._results = ctx.Queue()

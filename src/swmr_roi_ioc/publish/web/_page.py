@@ -31,7 +31,7 @@ from bokeh.models import (
 from bokeh.palettes import Greys256, Viridis256
 from bokeh.plotting import figure
 
-from swmr_roi_ioc.publish import PutRefusedError, Severity
+from swmr_roi_ioc.publish import GEOMETRY_PVS, PutRefusedError, Severity
 
 from ._feed import ImageView, MapView, PageData, PutPath, RoiBox
 
@@ -52,7 +52,8 @@ _SEVERITY_COLOUR = {
 }
 MAP_WIDTH = 300
 IMAGE_WIDTH = 520
-_GEOMETRY = (("MinX", "x"), ("MinY", "y"), ("SizeX", "width"), ("SizeY", "height"))
+#: the setpoints a dragged box writes (the PV table's, but BgdWidth): (suffix, field)
+_GEOMETRY = tuple((s, f) for s, (f, _low) in GEOMETRY_PVS.items() if f != "background_width")
 
 
 def _frame_height(width: int, rows: int, cols: int, low: int, high: int) -> int:
