@@ -430,7 +430,7 @@ def _live100(
         note="1 camonitor client connected",
     ))  # fmt: skip
     targets = [
-        Target("live 100 Hz: flush -> stats p99 (ms)", _pct(lat.stats_ms, 99), 10, "<="),
+        Target("live 100 Hz: flush -> stats p99 (ms)", _pct(lat.stats_ms, 99), 5, "<="),
         Target("live 100 Hz: flush -> camonitor p99 (ms)", _pct(lat.camonitor_ms, 99),
                1000.0 / rate_hz + 20, "<=", f"(1/rate_hz + 20 ms, rate_hz {rate_hz:g})"),
         Target("idle: % of one core", idle_pct if following else None, 1, "<="),

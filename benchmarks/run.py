@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import catchup, compute, live
+from benchmarks import catchup, compute, endtoend, live
 from benchmarks import compat as compat_bench
 from benchmarks.measure import Sample, median_cpu_ms, median_fps, median_other, time_once
 from benchmarks.report import Row, Target, live_table, table, targets_table, write_json
@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
         "--only", choices=["none", "bslz4", "lz4", "blosc", "uint16"], action="append",
         help="measure only these variants (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-ioc", action="store_true", help="skip the IOC end-to-end catch-up rows"
+    )
     live_group = parser.add_mutually_exclusive_group()
     live_group.add_argument("--no-live", action="store_true", help="skip the live parts")
     live_group.add_argument("--live-only", action="store_true", help="only the live parts")
@@ -224,6 +227,32 @@ def _run_group(
     return rows, samples
 
 
+def _ioc_row(
+    group: str, path: Path, frames: int, shape: tuple[int, int], group_rows: list[Row]
+) -> Row:
+    """The IOC end to end on the same file, once (file -> ArrayCounter_RBV over CA)."""
+    label = "ours: the IOC end to end (file -> ArrayCounter_RBV, CA)"
+    print(f"  {group:<12} {label} ...", file=sys.stderr, flush=True)
+    try:
+        got = endtoend.ioc_catchup(path, frames, catchup.rois_for(3, shape))
+    except Exception as exc:  # a failing part is a row saying why
+        return Row(group, "ioc", label, "ours", note=f"failed: {exc}")
+    note = got.note
+    if got.first_s is not None:
+        note = (f"{note}; " if note else "") + f"first update {got.first_s:.2f} s after the link"
+    if not got.complete:
+        note += "; NOT every frame counted"
+    row = Row(group, "ioc", label, "ours", got.fps, [got.fps] if got.fps else [],
+              note=note.strip("; "))  # fmt: skip
+    by_key = {r.key: r for r in group_rows}
+    if got.fps and (bound := by_key.get("bound")) and bound.fps:
+        row.vs_bound = got.fps / bound.fps
+    if got.fps and (ref := by_key.get("swmr_tools")) and ref.fps:
+        row.vs_swmr_tools = got.fps / ref.fps
+    print(f"  {group:<12} {label} {got.fps or 0:9,.0f} /s  {note}", file=sys.stderr, flush=True)
+    return row
+
+
 def _versions() -> dict[str, str]:
     import h5py
     import hdf5plugin
@@ -272,6 +301,17 @@ def _targets(rows: list[Row]) -> list[Target]:
         Target("bitshuffle-LZ4: ours / parallel-decompression bound", bslz4, 0.8, ">="),
         Target("cost of 64 ROIs / cost of 4 ROIs (ours, per frame)", rois, 2.0, "<="),
     ]
+    # the IOC end to end (worker processes, statistics over CA)
+    for group in ("uint8 none", "uint16 none"):
+        ioc = fps(group, "ioc")
+        name = f"catch-up {group.split()[0]}, IOC end to end"
+        targets.append(Target(f"{name} / read_direct_chunk bound", ratio(ioc, fps(group, "bound")),
+                              1.0, ">="))  # fmt: skip
+        targets.append(Target(f"{name} / swmr_tools", ratio(ioc, fps(group, "swmr_tools")),
+                              5.0, ">="))  # fmt: skip
+    targets.append(Target("bitshuffle-LZ4, IOC end to end / 2-thread decompression bound",
+                          ratio(fps("uint8 bslz4", "ioc"), fps("uint8 bslz4", "bound")),
+                          1.0, ">="))  # fmt: skip
     stats4, stats64 = fps("ROI count", "stats_roi4"), fps("ROI count", "stats_roi64")
     if stats4 and stats64:
         targets[-1].detail = f"(compute_stats alone: {stats4 / stats64:.2f}x)"
@@ -327,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             measures = _measurements(path, frames, shape, compression, swmr_tools_error is None)
             group_rows, _ = _run_group(group, measures, settings)
             rows += group_rows
+            if not args.no_ioc:
+                rows.append(_ioc_row(group, path, frames, shape, group_rows))
             if (dtype, compression) == ("uint8", "none"):
                 roi_measures = _roi_measurements(path, frames, shape, dtype)
                 roi_rows, _ = _run_group("ROI count", roi_measures, settings)

@@ -26,7 +26,7 @@ from aioca import DBR_CHAR_STR, caget, caput, purge_channel_caches
 
 from swmr_roi_ioc.app import serve
 from swmr_roi_ioc.config import DATA_ROOT_ENV, IocConfig, load_config, parse_config, resolve_under
-from swmr_roi_ioc.publish import nexus_path
+from swmr_roi_ioc.engine import nexus_path
 from swmr_roi_ioc.sim import SimOptions, run_sim_camera, write_file
 
 log = logging.getLogger(__name__)

@@ -17,15 +17,15 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from swmr_roi_ioc.config import BlueskyConfig
+from swmr_roi_ioc.engine import FileSpec, RemoteAcquisition, WorkerPool
 from swmr_roi_ioc.publish import Severity, Status
 
-from ._acquisition import READ_ERRORS, Acquisition, CurrentAcquisition, Executor1
+from ._acquisition import READ_ERRORS, CurrentAcquisition
 from ._bluesky_docs import RunEvent, RunFile, RunFrames, RunMissed, RunStart, RunStop, RunTracker
 from ._bluesky_transport import StompDocuments, ZmqDocuments
 from ._paths import PathRefusedError, resolve_under
@@ -67,7 +67,7 @@ class _Run:
     start: RunStart
     file: RunFile | None = None
     path: Path | None = None
-    acq: Acquisition | None = None
+    acq: RemoteAcquisition | None = None
     declared: int = 0
     stop: RunStop | None = None
     #: when the file was first tried, and when the stop arrived
@@ -82,7 +82,7 @@ class BlueskySource:
     def __init__(
         self,
         state: ServiceState,
-        executor: Executor,
+        pool: WorkerPool,
         current: CurrentAcquisition,
         on_finished: Callable[[], Awaitable[None]],
     ) -> None:
@@ -91,7 +91,7 @@ class BlueskySource:
         self._state = state
         self._cfg: BlueskyConfig = cfg
         self._source = state.config.source
-        self._run_in = Executor1(executor)
+        self._pool = pool
         self._current = current
         self._on_finished = on_finished
         self._tracker = RunTracker(cfg.data_key)
@@ -237,13 +237,11 @@ class BlueskySource:
         assert run.file is not None and run.path is not None
         now = time.monotonic()
         run.opening_since = run.opening_since or now
-        source = self._source.model_copy(
-            update={"dataset": run.file.dataset, "keys": [], "finished": None}
-        )
+        # followed by extent (no keys), bounded by the frames the run declared
+        spec = FileSpec(str(run.path), run.file.dataset, (), self._source.timeout, None)
         try:
-            run.acq = await Acquisition.open(
-                run.path, source, self._state, self._run_in, use_keys=False
-            )
+            run.acq = await RemoteAcquisition.open(self._pool, spec, self._state)
+            self._state.start_acquisition(str(run.path), run.acq.frame_shape)
         except READ_ERRORS as exc:
             if now - run.opening_since > OPEN_GRACE_S:
                 run.gave_up = True
@@ -316,5 +314,6 @@ class BlueskySource:
             f"Finished {acq.path}: {acq.done} frames (run {start.uid}, "
             f"plan {start.plan_name}){how}",
         )
-        self._current.finished = True  # stays open: a ROI change can still apply
+        # closed: its writer may recreate the path; a ROI change reopens it
+        await self._current.finish()
         await self._on_finished()

@@ -3,53 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
-from swmr_roi_ioc.follow import NotSwmrError
-from swmr_roi_ioc.publish import Severity, Status
+from swmr_roi_ioc.engine import WorkerPool
+from swmr_roi_ioc.publish import Status
 
-from ._acquisition import (
-    READ_ERRORS,
-    Acquisition,
-    CurrentAcquisition,
-    DataLostError,
-    Executor1,
-    RewrittenError,
-    TruncatedError,
-)
+from ._acquisition import CurrentAcquisition
+from ._lifecycle import Abandon, Lifecycle, Outcome
 from ._paths import PathRefusedError, resolve_under
 from ._state import ServiceState
 
 log = logging.getLogger(__name__)
 
-#: Poll interval bounds while following: fast after a frame, slower when idle.
-POLL_MIN = 0.002
-POLL_MAX = 0.05
-#: A file that stopped growing for IDLE_AFTER_S is polled every POLL_IDLE s:
-#: an idle IOC costs well under 1 % of a core (issue 5), and the first frame
-#: after a long pause waits at most that long.
-IDLE_AFTER_S = 2.0
-#: Within this long of the last new frame the poll stays at POLL_MIN, so a
-#: writer at 10-500 Hz is seen within ~2 ms of its flush (issue 5 latency).
-LIVE_WINDOW_S = 0.1
-POLL_IDLE = 0.25
 #: How often the path is stat'ed to notice a replaced file.
 STAT_INTERVAL = 0.25
-#: A file that keeps failing to open for this long is an Error, not a Wait.
-OPEN_GRACE_S = 5.0
-#: Read errors on the followed file shorter than this are retried quietly.
-QUIET_RETRY_S = 1.0
-#: Read errors on the same file are retried (backoff up to RETRY_MAX_S) for
-#: max(source.timeout, GIVE_UP_MIN_S) before giving up on the file: long
-#: enough to ride out a file server failing over.
-GIVE_UP_MIN_S = 60.0
-RETRY_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -78,211 +50,120 @@ class FileIdentity:
         )
 
 
+async def _identity(path: Path) -> FileIdentity | None:
+    """``FileIdentity.of`` in a thread: a stat on a hung file server blocks
+    that thread, never the event loop (CA and PVA keep answering)."""
+    return await asyncio.to_thread(FileIdentity.of, path)
+
+
+class _FixedFileHooks:
+    """The lifecycle's hooks for a configured path: no wake-ups (polled), no
+    declared end (the file's own ``finished`` dataset, or source.timeout
+    without a new frame); abandoned when the path disappears or names
+    another file (seen by a stat every STAT_INTERVAL in a thread: use as
+    ``async with``)."""
+
+    use_keys = True
+    scan_from_file = True
+
+    def __init__(self, path: Path, identity: FileIdentity, timeout: float) -> None:
+        self.path = path
+        #: the identity seen last (its mtime and size move on while written)
+        self.identity = identity
+        self._seen: FileIdentity | None = identity
+        self._timeout = timeout
+        self._watch: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _FixedFileHooks:
+        self._watch = asyncio.create_task(self._look(), name="stat-source")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+
+    async def _look(self) -> None:
+        while True:
+            self._seen = await _identity(self.path)
+            await asyncio.sleep(STAT_INTERVAL)
+
+    def bound(self) -> int | None:
+        return None
+
+    async def wait(self, seconds: float) -> bool:
+        await asyncio.sleep(seconds)
+        return False
+
+    def ended(self) -> str | None:
+        return None
+
+    def idle_timeout(self) -> float | None:
+        return self._timeout
+
+    def abandoned(self) -> Abandon | None:
+        current = self._seen
+        if current is None:
+            return Abandon("disappeared", error=True)
+        if self.identity.replaced_by(current):
+            return Abandon("was replaced by another file; starting over")
+        self.identity = current
+        return None
+
+
 class FixedFileSource:
     """Follows one configured path, acquisition after acquisition."""
 
     def __init__(
         self,
         state: ServiceState,
-        executor: Executor,
+        pool: WorkerPool,
         current: CurrentAcquisition,
         on_finished: Callable[[], Awaitable[None]],
     ) -> None:
         self._state = state
-        self._run = Executor1(executor, on_stall=self._stalled)
-        self._current = current
-        self._on_finished = on_finished
+        self._lifecycle = Lifecycle(state, pool, current, on_finished)
         self._cfg = state.config.source
         assert self._cfg.file is not None
         self._configured = self._cfg.file
-        self._path: Path | None = None
-
-    def _stalled(self, seconds: float) -> None:
-        """Watchdog: a reader-thread call has not returned for ``seconds``."""
-        self._state.set_status(
-            Status.ERROR,
-            f"Reading {self._path} has not returned for {seconds:.0f} s (its file "
-            "system does not answer); waiting for it",
-        )
-        log.warning("reading %s has not returned for %.0f s", self._path, seconds)
 
     async def run(self) -> None:
         """Forever: wait, follow, finish; the caller cancels it."""
         while True:
             try:
-                path = resolve_under(self._state.config.data_root, self._configured)
+                path = await asyncio.to_thread(
+                    resolve_under, self._state.config.data_root, self._configured
+                )
             except PathRefusedError as exc:
                 self._state.set_status(Status.ERROR, str(exc))
                 await asyncio.sleep(5.0)
                 continue
-            self._path = path
-            identity = await self._wait_for(path)
-            await self._current.replace(None)
-            acquisition = await self._open(path, identity)
-            if acquisition is None:
-                continue
-            await self._current.replace(acquisition)
-            identity, finished, lost = await self._follow(acquisition, identity)
-            if finished:
-                # stays open: a ROI change can still be applied to its frames
-                self._current.finished = True
-                await self._on_finished()
-            else:
-                await self._current.replace(None)
+            hooks = _FixedFileHooks(path, await self._wait_for(path), self._cfg.timeout)
+            async with hooks:
+                outcome = await self._lifecycle.run_file(hooks)
+            if outcome in (Outcome.REWRITTEN, Outcome.NOT_OPENED):
+                continue  # another file at the path now (or not yet readable)
+            if outcome is Outcome.ABANDONED and hooks.abandoned() is not None:
+                continue  # replaced (or gone: waited for at the top)
             # the writer may have closed the file since the last look
-            current = FileIdentity.of(path)
+            identity = hooks.identity
+            current = await _identity(path)
             if current is not None and not identity.replaced_by(current):
                 identity = current
-            await self._wait_for_replacement(path, identity, whole=lost)
+            await self._wait_for_replacement(path, identity, whole=outcome is Outcome.LOST)
 
     async def _wait_for(self, path: Path) -> FileIdentity:
         announced = False
         while True:
-            identity = FileIdentity.of(path)
+            identity = await _identity(path)
             if identity is not None:
                 return identity
             if not announced:
-                self._state.set_status(Status.WAITING, f"Waiting for {path} to appear")
+                if self._state.status is not Status.ERROR:
+                    self._state.set_status(Status.WAITING, f"Waiting for {path} to appear")
                 announced = True
             await asyncio.sleep(STAT_INTERVAL)
-
-    async def _open(self, path: Path, identity: FileIdentity) -> Acquisition | None:
-        """Open with backoff; None if the file went away or was replaced meanwhile."""
-        delay = 0.05
-        first_failure: float | None = None
-        while True:
-            try:
-                return await Acquisition.open(path, self._cfg, self._state, self._run)
-            except READ_ERRORS as exc:
-                now = time.monotonic()
-                first_failure = first_failure or now
-                # a file under construction fails for a while; one that keeps
-                # failing is broken, and that is an Error with an alarm
-                if now - first_failure > OPEN_GRACE_S and isinstance(exc, NotSwmrError):
-                    # not followed live: its metadata changes under a reader
-                    self._state.set_status(
-                        Status.WAITING,
-                        f"{path} is being written without SWMR mode: it will be read "
-                        "whole when its writer closes it",
-                        Severity.MINOR,
-                    )
-                elif now - first_failure > OPEN_GRACE_S:
-                    self._state.set_status(Status.ERROR, f"Cannot open {path}: {exc}")
-                else:
-                    self._state.set_status(Status.WAITING, f"Waiting to open {path}: {exc}")
-                log.debug("open %s: %s", path, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-            now_identity = FileIdentity.of(path)
-            if now_identity is None or identity.replaced_by(now_identity):
-                return None
-
-    def _following(self, acq: Acquisition) -> str:
-        lag = acq.lag_remark()
-        return f"Following {acq.path}: {acq.done} frames" + (f"; {lag}" if lag else "")
-
-    async def _follow(
-        self, acq: Acquisition, identity: FileIdentity
-    ) -> tuple[FileIdentity, bool, bool]:
-        """Follow until finished, timed out, replaced, or given up. Returns the
-        identity seen last, whether the acquisition finished normally, and
-        whether its data is lost (a hole where a truncation cut it)."""
-        path = acq.path
-        last_stat = time.monotonic()
-        poll = POLL_MIN
-        failing: float | None = None  # when reads started failing
-        retry = POLL_MAX
-        give_up = max(self._cfg.timeout, GIVE_UP_MIN_S)
-        self._state.set_status(Status.FOLLOWING, f"Following {path}")
-        while True:
-            try:
-                complete = await acq.poll()
-                self._state.set_frames_written(complete)
-                if (extent := acq.scan_extent) is not None:
-                    self._state.set_scan_shape(*extent)
-                processed = await acq.process()
-            except (DataLostError, RewrittenError) as exc:
-                lost = isinstance(exc, DataLostError)
-                self._state.set_status(
-                    Status.ERROR, f"Gave up on {path} after {acq.done} frames: {exc}"
-                )
-                log.warning("giving up on %s: %s", path, exc)
-                return identity, False, lost
-            except READ_ERRORS as exc:
-                now = time.monotonic()
-                if self._still_there(acq, identity) is None:
-                    return identity, False, False
-                failing = failing or now
-                if now - failing > give_up:
-                    self._state.set_status(
-                        Status.ERROR,
-                        f"Gave up on {path} after {acq.done} frames: read errors for "
-                        f"{give_up:g} s: {exc}",
-                    )
-                    log.warning("giving up on %s: %s", path, exc)
-                    return identity, False, False
-                # a truncated file is an Error at once: a batch read meanwhile may
-                # hold zeros. A short hiccup is retried quietly first.
-                if isinstance(exc, TruncatedError) or now - failing > QUIET_RETRY_S:
-                    self._state.set_status(
-                        Status.ERROR,
-                        f"Reading {path} failed after {acq.done} frames: {exc}; retrying "
-                        f"(for {give_up - (now - failing):.0f} s more)",
-                    )
-                log.info("reading %s failed, retrying: %s", path, exc)
-                await asyncio.sleep(retry)
-                retry = min(retry * 2, RETRY_MAX_S)
-                continue
-            if failing is not None:
-                log.info("reading %s works again after %.1f s", path, time.monotonic() - failing)
-                failing, retry = None, POLL_MAX
-                acq.last_new = time.monotonic()  # the outage is no "no new frame" time
-                self._state.set_status(Status.FOLLOWING, self._following(acq))
-            if processed:
-                poll = POLL_MIN
-                self._state.set_status(Status.FOLLOWING, self._following(acq))
-                continue
-            self._state.set_status(Status.FOLLOWING, self._following(acq))  # a lag, maybe
-            now = time.monotonic()
-            if acq.follower.finished:
-                self._state.set_status(
-                    Status.FINISHED, f"Finished {path}: {acq.done} frames (writer finished)"
-                )
-                return identity, True, False
-            if now - acq.last_new > self._cfg.timeout:
-                self._state.set_status(
-                    Status.FINISHED,
-                    f"Finished {path}: {acq.done} frames "
-                    f"(no new frame for {self._cfg.timeout:g} s)",
-                )
-                return identity, True, False
-            if now - last_stat > STAT_INTERVAL:
-                last_stat = now
-                current = self._still_there(acq, identity)
-                if current is None:
-                    return identity, False, False
-                identity = current
-            await asyncio.sleep(poll)
-            quiet = now - acq.last_new
-            if quiet >= LIVE_WINDOW_S:  # frames stopped coming: back off
-                poll = min(poll * 1.5, POLL_MAX if quiet < IDLE_AFTER_S else POLL_IDLE)
-
-    def _still_there(self, acq: Acquisition, identity: FileIdentity) -> FileIdentity | None:
-        """The file's identity now; None if it disappeared (an Error) or another
-        file took its place (followed from the start)."""
-        current = FileIdentity.of(acq.path)
-        if current is None:
-            self._disappeared(acq)
-            return None
-        if identity.replaced_by(current):
-            log.info("%s was replaced; starting over", acq.path)
-            return None
-        return current
-
-    def _disappeared(self, acq: Acquisition) -> None:
-        self._state.set_status(
-            Status.ERROR, f"{acq.path} disappeared after {acq.done} frames", Severity.MAJOR
-        )
 
     async def _wait_for_replacement(
         self, path: Path, identity: FileIdentity, *, whole: bool = False
@@ -291,7 +172,7 @@ class FixedFileSource:
         ``whole``, a file modified in place counts only once it has no hole
         (one with a hole is the truncated one its writer goes on writing)."""
         while True:
-            current = FileIdentity.of(path)
+            current = await _identity(path)
             if current is not None and identity.replaced_by(current):
                 return
             if current is not None and current.mtime > identity.mtime:

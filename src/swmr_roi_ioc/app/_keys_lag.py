@@ -14,24 +14,12 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-import h5py
-
-#: The group areaDetector's NDFileHDF5 writes its attribute datasets into.
-ND_ATTRIBUTES = "/entry/instrument/NDAttributes"
 #: A lag counts once the keys are this many frames behind the extent ...
 LAG_FRAMES = 4
 #: ... for this many seconds.
 LAG_S = 1.0
 
 KeysLagMode = Literal["extent", "wait"]
-
-
-def keys_lag_mode(configured: KeysLagMode | None, h5file: h5py.File) -> KeysLagMode:
-    """``source.keys_lag``, its default decided by the file: 'extent' for an
-    areaDetector file (it has NDAttributes), 'wait' for others."""
-    if configured is not None:
-        return configured
-    return "extent" if ND_ATTRIBUTES in h5file else "wait"
 
 
 class KeysLag:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
-from swmr_roi_ioc.publish import NexusAcquisition, NexusError, NexusRegion, nexus_path, write_nexus
+from swmr_roi_ioc.engine import (
+    NexusAcquisition,
+    NexusRegion,
+    WorkerLostError,
+    WorkerPool,
+    nexus_path,
+)
 from swmr_roi_ioc.stats import ScanGeometry
 
-from ._acquisition import Executor1
 from ._paths import PathRefusedError, resolve_under
 from ._state import ServiceState
 
@@ -71,8 +75,13 @@ def build_record(state: ServiceState, config_text: str) -> NexusAcquisition | No
     )
 
 
-async def write_acquisition(state: ServiceState, run: Executor1, config_text: str) -> Path | None:
-    """Write the NeXus file of the acquisition in ``state``; None if nothing to write.
+#: The worker that writes the NeXus file (not the live one, when there are two).
+NEXUS_WORKER = 1
+
+
+async def write_acquisition(state: ServiceState, pool: WorkerPool, config_text: str) -> Path | None:
+    """Write the NeXus file of the acquisition in ``state`` (in a worker: it
+    needs HDF5); None if nothing to write.
 
     Errors become a warning in the log and StatusMessage, never a crash."""
     record = build_record(state, config_text)
@@ -84,8 +93,12 @@ async def write_acquisition(state: ServiceState, run: Executor1, config_text: st
         # nothing is ever written outside the configured output directory
         base = Path(directory) if directory else record.source_file.parent
         resolve_under(base.resolve(), target)
-        written = await run(write_nexus, dataclasses.replace(record), target)
-    except (NexusError, PathRefusedError, OSError) as exc:
+        try:
+            written = await pool.call(NEXUS_WORKER, "nexus", record, str(target))
+        except WorkerLostError:  # its worker was replaced: once more in the new one
+            written = await pool.call(NEXUS_WORKER, "nexus", record, str(target))
+        written = Path(written)
+    except (PathRefusedError, OSError) as exc:
         log.warning("NeXus file for %s not written: %s", record.source_file, exc)
         state.note(f"NeXus file not written: {exc}")
         return None

@@ -10,27 +10,24 @@ attribute datasets (the keys) only every NDAttributeChunk frames.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from pathlib import Path
 
 from swmr_roi_ioc.detector import PLUGIN_PVS, PluginState, PluginWatcher
+from swmr_roi_ioc.engine import WorkerPool
 from swmr_roi_ioc.publish import Status
 
-from ._acquisition import READ_ERRORS, Acquisition, CurrentAcquisition, Executor1
+from ._acquisition import CurrentAcquisition
+from ._lifecycle import Abandon, Lifecycle
 from ._paths import PathRefusedError, resolve_under
 from ._state import ServiceState
 
 log = logging.getLogger(__name__)
 
-POLL_MIN = 0.002
 #: Fallback poll while the plugin is connected (flushes wake us earlier).
 POLL_CONNECTED = 0.25
 #: Poll while the camera IOC is away (no wake-ups come).
 POLL_DISCONNECTED = 0.05
-#: How long to keep trying to open a file the plugin says is open.
-OPEN_GRACE_S = 10.0
 
 
 class PluginSource:
@@ -39,29 +36,27 @@ class PluginSource:
     def __init__(
         self,
         state: ServiceState,
-        executor: Executor,
+        pool: WorkerPool,
         prefix: str,
         current: CurrentAcquisition,
         on_finished: Callable[[], Awaitable[None]],
     ) -> None:
         self._state = state
-        self._run = Executor1(executor)
-        self._current = current
-        self._on_finished = on_finished
-        self._cfg = state.config.source
-        self._watcher = PluginWatcher(prefix)
+        self._lifecycle = Lifecycle(state, pool, current, on_finished)
+        self.timeout = state.config.source.timeout
+        self.watcher = PluginWatcher(prefix)
         self.prefix = prefix
 
     async def run(self) -> None:
-        self._watcher.start()
+        self.watcher.start()
         try:
             await self._loop()
         finally:
-            self._watcher.close()
+            self.watcher.close()
 
     # -- link ----------------------------------------------------------------
 
-    def _check_link(self, ps: PluginState) -> None:
+    def check_link(self, ps: PluginState) -> None:
         if ps.all_connected:
             self._state.set_link(None)
         elif ps.connected:
@@ -93,8 +88,8 @@ class PluginSource:
         capturing = False
         waiting_message = ""
         while True:
-            ps = self._watcher.state
-            self._check_link(ps)
+            ps = self.watcher.state
+            self.check_link(ps)
             capture_ended = capturing and not ps.capture
             capturing = bool(ps.capture)
             if ps.file_generation != followed and ps.full_file_name:
@@ -120,28 +115,9 @@ class PluginSource:
                 if self._state.status is not Status.FINISHED or not ps.connected:
                     self._state.set_status(Status.WAITING, message)
                 waiting_message = message
-            await self._watcher.changed(POLL_CONNECTED)
+            await self.watcher.changed(POLL_CONNECTED)
 
     # -- following one file --------------------------------------------------
-
-    async def _open(self, path: Path, generation: int) -> Acquisition | None:
-        start = time.monotonic()
-        delay = 0.02
-        while True:
-            try:
-                return await Acquisition.open(
-                    path, self._cfg, self._state, self._run, use_keys=False
-                )
-            except READ_ERRORS as exc:
-                if time.monotonic() - start > OPEN_GRACE_S:
-                    self._state.set_status(Status.ERROR, f"Cannot open {path}: {exc}")
-                    return None
-                self._state.set_status(Status.WAITING, f"Waiting to open {path}: {exc}")
-            ps = self._watcher.state
-            if ps.file_generation != generation:
-                return None  # the plugin moved on
-            await self._watcher.changed(delay)
-            delay = min(delay * 2, 0.5)
 
     async def _follow(self, name: str, generation: int, *, live: bool) -> None:
         try:
@@ -149,65 +125,57 @@ class PluginSource:
         except PathRefusedError as exc:
             self._state.set_status(Status.ERROR, f"Refusing the plugin's file: {exc}")
             return
-        await self._current.replace(None)
-        acq = await self._open(path, generation)
-        if acq is None:
-            return
-        await self._current.replace(acq)
-        if await self._follow_open(acq, name, generation, live=live):
-            # stays open: a ROI change can still be applied to its frames
-            self._current.finished = True
-            await self._on_finished()
-        else:
-            await self._current.replace(None)
-
-    def _following(self, acq: Acquisition) -> str:
-        lag = acq.lag_remark()
-        return f"Following {acq.path}: {acq.done} frames" + (f"; {lag}" if lag else "")
-
-    async def _follow_open(
-        self, acq: Acquisition, name: str, generation: int, *, live: bool
-    ) -> bool:
-        """Follow to the end; True if it finished with its frames read."""
-        self._state.set_status(Status.FOLLOWING, f"Following {acq.path}")
-        planned = self._watcher.state.scan_shape
+        planned = self.watcher.state.scan_shape
         if planned is not None:  # NumExtraDims / ExtraDimSize*: the whole geometry
             self._state.set_scan_shape(*planned)
-        poll = POLL_MIN
-        try:
-            while live:
-                self._state.set_frames_written(await acq.poll())
-                if planned is None and (extent := acq.scan_extent) is not None:
-                    self._state.set_scan_shape(*extent)
-                if await acq.process():
-                    poll = POLL_MIN
-                    self._state.set_status(Status.FOLLOWING, self._following(acq))
-                    continue
-                ps = self._watcher.state
-                self._check_link(ps)
-                moved_on = ps.file_generation != generation or (ps.full_file_name not in ("", name))
-                if moved_on or (ps.all_connected and not ps.swmr_active):
-                    break  # capture ended (or a new file started): read the rest
-                if not ps.all_connected and time.monotonic() - acq.last_new > self._cfg.timeout:
-                    self._state.set_status(
-                        Status.FINISHED,
-                        f"Finished {acq.path}: {acq.done} frames (camera IOC gone, "
-                        f"no new frame for {self._cfg.timeout:g} s)",
-                    )
-                    return True
-                woke = await self._watcher.changed(
-                    poll if ps.all_connected else min(poll, POLL_DISCONNECTED)
-                )
-                poll = POLL_MIN if woke else min(poll * 2, POLL_CONNECTED)
-            await acq.drain()
-            self._state.set_frames_written(acq.complete)
-            if planned is None and (extent := acq.scan_extent) is not None:
-                self._state.set_scan_shape(*extent)
-        except READ_ERRORS as exc:
-            self._state.set_status(
-                Status.ERROR, f"Reading {acq.path} failed after {acq.done} frames: {exc}"
-            )
-            log.warning("reading %s failed: %s", acq.path, exc)
-            return False
-        self._state.set_status(Status.FINISHED, f"Finished {acq.path}: {acq.done} frames")
-        return True
+        hooks = _PluginHooks(self, path, name, generation, live=live, planned=planned is not None)
+        await self._lifecycle.run_file(hooks)
+
+
+class _PluginHooks:
+    """The lifecycle's hooks for a file of the plugin: woken by its flushes
+    (NumCaptured_RBV, SWMRCbCounter_RBV), ended when capture ends (SWMRActive_RBV
+    back to 0) or a new file starts, finished after source.timeout without a
+    frame only while the camera IOC is unreachable."""
+
+    use_keys = False  # NDAttributeChunk: the keys lag the data; follow by extent
+
+    def __init__(
+        self, source: PluginSource, path: Path, name: str, generation: int, *,
+        live: bool, planned: bool,
+    ) -> None:  # fmt: skip
+        self._source = source
+        self.watcher = source.watcher
+        self.path = path
+        self._name = name
+        self._generation = generation
+        self._live = live
+        self.scan_from_file = not planned
+
+    def bound(self) -> int | None:
+        return None
+
+    async def wait(self, seconds: float) -> bool:
+        ps = self.watcher.state
+        self._source.check_link(ps)
+        return await self.watcher.changed(
+            seconds if ps.all_connected else min(seconds, POLL_DISCONNECTED)
+        )
+
+    def ended(self) -> str | None:
+        if not self._live:
+            return "closed by the plugin"
+        ps = self.watcher.state
+        if ps.file_generation != self._generation or ps.full_file_name not in ("", self._name):
+            return "the plugin started another file"
+        if ps.all_connected and not ps.swmr_active:
+            return "capture ended"
+        return None
+
+    def abandoned(self) -> Abandon | None:
+        return None
+
+    def idle_timeout(self) -> float | None:
+        if self.watcher.state.all_connected:
+            return None  # the plugin says when it ends
+        return self._source.timeout

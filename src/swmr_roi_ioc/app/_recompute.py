@@ -2,8 +2,8 @@
 
 No areaDetector plugin can do this: they never see past frames. The file can
 be read again, so when a ROI setpoint changes, its time series and map are
-recomputed from disk in the background, in hops interleaved with the live
-frames in the one reader thread, while ``P:RecomputeProgress_RBV`` counts.
+recomputed from disk in the background, in hops, in another worker process than
+the live frames when there is one, while ``P:RecomputeProgress_RBV`` counts.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from swmr_roi_ioc.engine import RemoteAcquisition, WorkerLostError
+
 from ._acquisition import READ_ERRORS, CurrentAcquisition
 from ._state import RecomputeRequest, ServiceState
 
@@ -19,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Frames per hop: small, so live frames never wait long behind a recompute.
 HOP = 32
+#: Tries of a recompute whose worker is lost (killed when stuck, or crashed).
+ATTEMPTS = 3
 #: How often to look for a new request while idle.
 IDLE_S = 0.2
 
@@ -45,9 +49,23 @@ async def recompute_forever(
 async def _recompute(
     state: ServiceState, current: CurrentAcquisition, request: RecomputeRequest
 ) -> bool:
-    acquisition = current.acquisition
-    if acquisition is None:
-        return False
+    for _ in range(ATTEMPTS):
+        try:
+            async with current.reading() as acquisition:
+                if acquisition is None:
+                    return False
+                return await _recompute_from(state, acquisition, request)
+        except WorkerLostError as exc:  # its worker was replaced: again, from the start
+            log.info("recomputing ROI %d: %s; starting again", request.index + 1, exc)
+        except READ_ERRORS as exc:
+            log.warning("recomputing ROI %d failed: %s", request.index + 1, exc)
+            return False
+    return False
+
+
+async def _recompute_from(
+    state: ServiceState, acquisition: RemoteAcquisition, request: RecomputeRequest
+) -> bool:
     index = 0
     while state.recompute_current(request):
         target = state.array_counter  # chase the live frames until caught up
@@ -56,6 +74,8 @@ async def _recompute(
         stop = min(target, index + HOP)
         try:
             stats = await acquisition.roi_stats(index, stop, request.roi)
+        except WorkerLostError:
+            raise
         except READ_ERRORS as exc:
             log.warning("recomputing ROI %d failed at frame %d: %s", request.index + 1, index, exc)
             return False

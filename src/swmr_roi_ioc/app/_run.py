@@ -8,17 +8,17 @@ import logging
 import math
 import signal
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from swmr_roi_ioc.config import IocConfig
-from swmr_roi_ioc.publish import Ioc, LiveViews, Publisher, Status, write_screens
+from swmr_roi_ioc.engine import WorkerPool
+from swmr_roi_ioc.publish import Ioc, LiveViews, Publisher, Severity, Status, write_screens
 
 if TYPE_CHECKING:
     from swmr_roi_ioc.publish.web import WebPage
 
-from ._acquisition import CurrentAcquisition, Executor1
+from ._acquisition import CurrentAcquisition
 from ._bluesky_source import BlueskySource
 from ._fixed_file import FixedFileSource
 from ._nexus_out import write_acquisition
@@ -89,13 +89,16 @@ async def _idle_source(state: ServiceState) -> None:
 class Service:
     """One running IOC: its PVs (CA and PVA), the publisher and the source."""
 
-    def __init__(self, config: IocConfig) -> None:
+    def __init__(self, config: IocConfig, pool: WorkerPool | None = None) -> None:
         self.config = config
         self.state = ServiceState(config)
         self.ioc = Ioc(config, controller=self.state)
         #: the one put path of every front end: ``puts.put(suffix, value, host=, user=)``
         self.puts = self.ioc.puts
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hdf5")
+        engine = config.engine
+        #: the worker processes that own the files (the IOC never touches HDF5)
+        self.pool = pool or WorkerPool(engine.workers, engine.stall_timeout)
+        self.pool.on_blocked = self._blocked
         self.current = CurrentAcquisition()
         self._config_text = config.model_dump_json(indent=2)
 
@@ -108,20 +111,37 @@ class Service:
 
     async def _finished(self) -> None:
         """An acquisition ended: its NeXus file."""
-        await write_acquisition(self.state, Executor1(self._executor), self._config_text)
+        await write_acquisition(self.state, self.pool, self._config_text)
+
+    def _blocked(self, path: str, seconds: float, stalled: bool) -> None:
+        """The engine's watchdog: reads of ``path`` have not returned for ``seconds``."""
+        if stalled:
+            self.state.set_status(
+                Status.ERROR,
+                f"Reading {path} has not returned for {seconds:.0f} s (its file system "
+                "does not answer); worker replaced, waiting for it",
+            )
+        else:
+            self.state.set_status(
+                self.state.status,
+                f"Reads of {path} blocked for {seconds:.0f} s (its file system does not "
+                "answer); waiting for them",
+                Severity.MINOR,
+            )
 
     async def run(self) -> None:
         """Serve until cancelled; every task is cancelled and awaited on the way out."""
         self.ioc.start(asyncio.get_running_loop())  # the EPICS IOC: once per process
+        await self.pool.start()
         src = self.config.source
         if src.file is not None:
-            source = FixedFileSource(self.state, self._executor, self.current, self._finished).run()
+            source = FixedFileSource(self.state, self.pool, self.current, self._finished).run()
         elif src.plugin_prefix is not None:
             source = PluginSource(
-                self.state, self._executor, src.plugin_prefix, self.current, self._finished
+                self.state, self.pool, src.plugin_prefix, self.current, self._finished
             ).run()
         elif src.bluesky is not None:
-            source = BlueskySource(self.state, self._executor, self.current, self._finished).run()
+            source = BlueskySource(self.state, self.pool, self.current, self._finished).run()
         else:
             source = _idle_source(self.state)
         source = world_ready(self.state, source)
@@ -151,7 +171,7 @@ class Service:
                     await task
             with contextlib.suppress(Exception):
                 await self.current.replace(None)
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            await self.pool.close()
 
 
 def _write_screens(config: IocConfig) -> None:
@@ -173,8 +193,11 @@ async def serve(config: IocConfig) -> None:
     # thread kept it that long each time, and a publish of ~130 PVs took up to
     # 450 ms (measured following 500 frames/s: 5.4 publishes/s, 8.6 with this).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    engine = config.engine
+    pool = WorkerPool(engine.workers, engine.stall_timeout)
+    pool.spawn()  # the workers start while the screens and records are made
     await asyncio.to_thread(_write_screens, config)
-    service = Service(config)
+    service = Service(config, pool)
     task = asyncio.create_task(service.run(), name="service")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

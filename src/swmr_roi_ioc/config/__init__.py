@@ -14,6 +14,7 @@ from ._load import (
 from ._models import (
     AccessConfig,
     BlueskyConfig,
+    EngineConfig,
     HistogramConfig,
     IocConfig,
     NexusConfig,
@@ -35,6 +36,7 @@ __all__ = [
     "DATA_ROOT_ENV",
     "ConfigError",
     "ConfigIssue",
+    "EngineConfig",
     "Finding",
     "HistogramConfig",
     "IocConfig",

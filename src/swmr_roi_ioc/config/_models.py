@@ -248,6 +248,26 @@ class PublishConfig(_Model):
     )
 
 
+class EngineConfig(_Model):
+    """The worker processes that open, read and compute (the IOC process
+    never touches HDF5)."""
+
+    workers: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        default=None,
+        description=(
+            "Reader/compute worker processes, kept alive across acquisitions; "
+            "null: the number of cores."
+        ),
+    )
+    stall_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0,
+        description=(
+            "Seconds a worker whose read does not return is given (a stuck file "
+            "server) before it is killed and replaced; following then resumes."
+        ),
+    )
+
+
 class NexusConfig(_Model):
     """Processed NeXus output per acquisition, written when it ends."""
 
@@ -328,6 +348,9 @@ class IocConfig(_Model):
     )
     publish: PublishConfig = Field(default_factory=PublishConfig, description="Publishing limits.")
     pva: bool = Field(default=True, description="Mirror every PV over PVAccess (p4p).")
+    engine: EngineConfig = Field(
+        default_factory=EngineConfig, description="Reader/compute worker processes."
+    )
     nexus: NexusConfig = Field(default_factory=NexusConfig, description="NeXus output.")
     access: AccessConfig = Field(
         default_factory=AccessConfig, description="Write access control by host and user."

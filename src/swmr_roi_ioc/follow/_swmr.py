@@ -238,9 +238,15 @@ def _hdf5_library() -> ctypes.CDLL | None:
 
 def _swmr_fapl(rdcc_nbytes: int) -> h5p.PropFAID:
     """h5py's file access list for ``libver="latest"``, with our chunk cache
-    size and, where h5py's libhdf5 can be found, METADATA_READ_ATTEMPTS."""
+    size, no file locking, and, where h5py's libhdf5 can be found,
+    METADATA_READ_ATTEMPTS.
+
+    Without file locking: a reader's lock makes the writer's create of the
+    same path fail (NDFileHDF5 with AutoIncrement off recreates its file
+    every acquisition), and a reader must never cost the camera a file."""
     fapl = h5p.create(h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5f.LIBVER_LATEST, h5f.LIBVER_LATEST)
+    fapl.set_file_locking(False, True)
     cache = list(fapl.get_cache())
     fapl.set_cache(cache[0], cache[1], rdcc_nbytes, cache[3])
     lib = _hdf5_library()
@@ -270,8 +276,8 @@ def open_swmr(
 ) -> h5py.File:
     """Open ``path`` read-only as a SWMR reader.
 
-    Like ``h5py.File(path, "r", libver="latest", swmr=True, rdcc_nbytes=...)``
-    with the compression filters of ``hdf5plugin`` registered, and HDF5's
+    Like ``h5py.File(path, "r", libver="latest", swmr=True, locking=False,
+    rdcc_nbytes=...)`` with the compression filters of ``hdf5plugin`` registered, and HDF5's
     metadata read attempts lowered to METADATA_READ_ATTEMPTS (a truncated
     file then fails in a fraction of a second instead of blocking). A file
     open for writing without SWMR mode raises :class:`NotSwmrError`. With

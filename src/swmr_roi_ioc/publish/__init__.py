@@ -1,5 +1,6 @@
-"""Publishers: the EPICS IOC (one PV table; CA by softioc records, PVA by p4p),
-the NeXus writer and the Phoebus screens."""
+"""Publishers: the EPICS IOC (one PV table; CA by softioc records, PVA by p4p)
+and the Phoebus screens (the NeXus file is written by the engine's workers:
+it needs HDF5)."""
 
 from ._access import WriteAccess
 from ._ioc import Ioc
@@ -14,7 +15,6 @@ from ._model import (
     Status,
     StatValues,
 )
-from ._nexus import NexusAcquisition, NexusError, NexusRegion, nexus_path, write_nexus
 from ._publisher import Publisher
 from ._puts import PutHandler
 from ._puts_rules import Controller, PutRefusedError
@@ -43,9 +43,6 @@ __all__ = [
     "Kind",
     "LiveViews",
     "NdArray",
-    "NexusAcquisition",
-    "NexusError",
-    "NexusRegion",
     "Publisher",
     "PutHandler",
     "PutRefusedError",
@@ -61,9 +58,7 @@ __all__ = [
     "hist_capacity",
     "map_capacity",
     "map_shape",
-    "nexus_path",
     "pv_names",
     "pv_table",
-    "write_nexus",
     "write_screens",
 ]

@@ -1,5 +1,7 @@
 """ROI statistics and scan geometry (numpy and a numba kernel; no I/O, no EPICS)."""
 
+from typing import TYPE_CHECKING, Any
+
 from swmr_roi_ioc.stats._roi import (
     FrameStats,
     Roi,
@@ -10,7 +12,9 @@ from swmr_roi_ioc.stats._roi import (
     roi_stats,
 )
 from swmr_roi_ioc.stats._scan import ScanGeometry
-from swmr_roi_ioc.stats._scanspec import ScanSpecError, grid_geometry, spec_geometry
+
+if TYPE_CHECKING:
+    from swmr_roi_ioc.stats._scanspec import ScanSpecError, grid_geometry, spec_geometry
 from swmr_roi_ioc.stats._views import Histogram, bin_factor, bin_image, histogram
 
 __all__ = [
@@ -30,3 +34,15 @@ __all__ = [
     "roi_stats",
     "spec_geometry",
 ]
+
+#: imported on first use: scanspec (pydantic models) costs seconds of import,
+#: paid by every engine worker process that never uses it
+_LAZY = {"ScanSpecError", "grid_geometry", "spec_geometry"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from swmr_roi_ioc.stats import _scanspec
+
+        return getattr(_scanspec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

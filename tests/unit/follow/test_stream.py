@@ -41,7 +41,9 @@ def sim_file(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
 
 
 def _expected(path: Path) -> np.ndarray:
-    with h5py.File(path, "r") as f:
+    # HDF5 refuses a second open of a file in one process with other locking
+    # flags than the first (open_swmr's: no locking, so writers are never refused)
+    with h5py.File(path, "r", locking=False) as f:
         dset = f[DATA_PATH]
         assert isinstance(dset, h5py.Dataset)
         return np.asarray(dset[()])

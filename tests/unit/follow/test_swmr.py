@@ -257,3 +257,25 @@ def test_file_open_without_swmr_is_refused_until_closed(tmp_path: Path, libver: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+_RECREATE = """
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w", libver="latest") as f:  # H5F_ACC_TRUNC, HDF5's locking on
+    f.create_dataset("d", data=np.full((2, 4, 4), 9, np.uint16))
+"""
+
+
+def test_open_reader_does_not_stop_a_writer_recreating_the_file(tmp_path: Path) -> None:
+    """A writer in another process (file locking on, as NDFileHDF5) recreates
+    the path while our reader has it open: it must succeed."""
+    path = tmp_path / "f.h5"
+    _small_file(path)
+    with open_swmr(path) as f:
+        assert f["d"].shape == (5, 4, 4)
+        done = subprocess.run(
+            [sys.executable, "-c", _RECREATE, str(path)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    with h5py.File(path, "r") as f:
+        assert f["d"].shape == (2, 4, 4)

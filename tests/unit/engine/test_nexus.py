@@ -12,8 +12,8 @@ import pytest
 
 from swmr_roi_ioc import __version__
 from swmr_roi_ioc._errors import SwmrRoiError
-from swmr_roi_ioc.publish import _nexus
-from swmr_roi_ioc.publish._nexus import (
+from swmr_roi_ioc.engine import _nexus
+from swmr_roi_ioc.engine._nexus import (
     NexusAcquisition,
     NexusError,
     NexusRegion,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from swmr_roi_ioc.app import ServiceState
-from swmr_roi_ioc.app._pipeline import FramePipeline
 from swmr_roi_ioc.config import parse_config
+from swmr_roi_ioc.engine._pipeline import FramePipeline
 from swmr_roi_ioc.follow import FrameReader, open_swmr
 from swmr_roi_ioc.sim import DATA_PATH, SimOptions, write_file
 

@@ -1,4 +1,4 @@
-"""Frames -> statistics, in the reader thread (never on the event loop).
+"""Frames -> statistics, in a worker process (never in the IOC process).
 
 A few frames (following a live writer) are read and computed right here; a
 longer range (catching up on a file, or after a pause) goes through a
@@ -10,6 +10,8 @@ CPU cache. Either way the results reach the state in frame order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Protocol
 
 import h5py
 import numpy as np
@@ -26,8 +28,6 @@ from swmr_roi_ioc.follow import (
 )
 from swmr_roi_ioc.stats import FrameStats, Roi, compute_stats
 
-from ._state import ServiceState
-
 log = logging.getLogger(__name__)
 
 #: Bytes of frames read at once: small enough to stay in cache (DESIGN.md).
@@ -37,6 +37,22 @@ UNIQUE_ID = "/entry/instrument/NDAttributes/NDArrayUniqueId"
 STREAM_WORKERS = 2
 
 _Computed = tuple[list[Roi | None], list[FrameStats], FrameStats]
+
+
+class BatchSink(Protocol):
+    """Where the pipeline takes the ROIs from and puts the results (the
+    service's state, or what a worker sends back to the IOC process)."""
+
+    def rois_for_next_batch(self) -> list[Roi | None]: ...
+
+    def add_batch(
+        self,
+        start: int,
+        rois: Sequence[FrameStats | None],
+        frame: FrameStats,
+        unique_id: int,
+        last_frame: np.ndarray | None = None,
+    ) -> None: ...
 
 
 def _plain(exc: FollowError) -> Exception:
@@ -53,7 +69,7 @@ class FramePipeline:
 
     def __init__(
         self,
-        state: ServiceState,
+        state: BatchSink,
         reader: FrameReader,
         h5file: h5py.File,
         follower: KeyFollower | None = None,

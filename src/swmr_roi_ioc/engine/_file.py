@@ -1,0 +1,295 @@
+"""One followed file inside a worker process: open, poll, read, compute.
+
+What the IOC process used to do in its reader thread, now in a worker: the
+SWMR handle (no file locking), the follower, the pipeline, and the checks
+that tell a truncated file, a file with lost bytes and a file written over
+in place apart (by the file's size, its holes and frame 0's stored bytes,
+read with ``os.pread``: HDF5's view of a file rewritten under its handle is
+stale).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from swmr_roi_ioc.follow import FrameReader, KeyFollower, open_swmr, shared_dataset
+from swmr_roi_ioc.stats import FrameStats, Roi, compute_stats
+
+from ._errors import DataLostError, RewrittenError, TruncatedError
+from ._pipeline import FramePipeline
+from ._protocol import Batch, FileSpec, Opened, Polled
+from ._slots import FrameSlots
+
+log = logging.getLogger(__name__)
+
+#: The hole check looks at the whole file this often, and at the last
+#: HOLE_TAIL bytes (where a truncation cuts) on every poll in between.
+FULL_HOLE_SCAN_S = 5.0
+HOLE_TAIL = 16 * 2**20
+
+#: The group areaDetector's NDFileHDF5 writes its attribute datasets into.
+ND_ATTRIBUTES = "/entry/instrument/NDAttributes"
+
+#: frame 0's stored bytes: (offset, length, digest)
+FirstFrame = tuple[int, int, bytes]
+
+
+@dataclass
+class _Sink:
+    """The pipeline's sink in a worker: the ROIs of the request, the batches
+    to send back; the newest frame goes to the shared slots, not the pipe."""
+
+    rois: list[Roi | None]
+    slots: FrameSlots | None
+    batches: list[Batch]
+
+    def rois_for_next_batch(self) -> list[Roi | None]:
+        return self.rois
+
+    def add_batch(
+        self,
+        start: int,
+        rois: Sequence[FrameStats | None],
+        frame: FrameStats,
+        unique_id: int,
+        last_frame: np.ndarray | None = None,
+    ) -> None:
+        slot = None
+        if last_frame is not None and self.slots is not None:
+            slot = self.slots.put(last_frame)
+        self.batches.append(Batch(start, list(rois), frame, unique_id, slot))
+
+
+class FollowedFile:
+    """An open file being followed, in a worker. Create with :meth:`open`."""
+
+    def __init__(
+        self,
+        spec: FileSpec,
+        h5file: h5py.File,
+        follower: KeyFollower,
+        pipeline: FramePipeline,
+        fd: int,
+        slots: FrameSlots | None,
+    ) -> None:
+        self.path = Path(spec.path)
+        self._h5file = h5file
+        self.follower = follower
+        self._pipeline = pipeline
+        self._slots = slots
+        #: our own descriptor of the file: its size, whatever the path names now
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+        #: the smallest size since the largest (a truncation)
+        self._low: int | None = None
+        #: bytes [0, _solid) held data (no hole) at the last look
+        self._solid = _first_hole(fd, self._size)
+        self._full_scan = time.monotonic()
+        self._scanned_size = self._size
+        self.first_frame: FirstFrame | None = spec.first_frame
+
+    @classmethod
+    def open(cls, spec: FileSpec, slots_path: str | None) -> FollowedFile:
+        """Open ``spec.path``; raises OSError, KeyError, ValueError."""
+        path = Path(spec.path)
+        h5file = open_swmr(path)
+        fd = -1
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                dset = shared_dataset(h5file, spec.dataset)
+            except (KeyError, TypeError) as exc:
+                raise KeyError(f"dataset {spec.dataset} is not in {path}") from exc
+            if dset.ndim < 3:
+                raise ValueError(
+                    f"{spec.dataset} has shape {dset.shape}, not a stack of 2-D frames"
+                )
+            scan_rank = dset.ndim - 2
+            mode = keys_lag_mode(spec.keys_lag, h5file)
+            follower = KeyFollower(
+                h5file,
+                list(spec.keys),
+                timeout=spec.timeout,
+                finished_dataset=spec.finished,
+                dataset_paths=[spec.dataset],
+                scan_rank=scan_rank,
+                keys_decide=mode == "wait",
+            )
+            reader = FrameReader(spec.dataset, h5file, scan_rank)
+            sink = _Sink([], None, [])
+            pipeline = FramePipeline(sink, reader, h5file, follower)
+            shape = (int(dset.shape[-2]), int(dset.shape[-1]))
+            slots = FrameSlots.create(slots_path, shape, dset.dtype) if slots_path else None
+            followed = cls(spec, h5file, follower, pipeline, fd, slots)
+            followed._sink = sink  # noqa: SLF001 - set once, here
+            followed.keys_mode = mode
+            return followed
+        except Exception:
+            if fd >= 0:
+                os.close(fd)
+            h5file.close()
+            raise
+
+    _sink: _Sink
+    keys_mode = "wait"
+
+    def opened(self) -> Opened:
+        dset = self._pipeline.dataset
+        shape = self._pipeline.frame_shape
+        slots = None if self._slots is None else self._slots.describe()
+        return Opened(
+            frame_shape=(int(shape[-2]), int(shape[-1])),
+            dtype=dset.dtype.str,
+            itemsize=int(dset.dtype.itemsize),
+            slots=slots,
+            keys_mode=self.keys_mode,
+        )
+
+    # -- the file's identity -------------------------------------------------
+
+    def _check_size(self) -> None:
+        """Raise TruncatedError while the file is shorter than it was;
+        DataLostError if bytes it held became a hole (truncated, then its
+        writer went on writing past the cut); RewrittenError if another file
+        was written over it. Bytes restored in place pass."""
+        size = os.fstat(self._fd).st_size
+        if size < self._size:
+            self._low = size if self._low is None else min(self._low, size)
+            if self._rewritten() is True:
+                raise RewrittenError(f"{self.path} was written again in place (new file)")
+            raise TruncatedError(f"{self.path} was truncated to {size} bytes ({self._size} before)")
+        # the whole file at most every FULL_HOLE_SCAN_S (SEEK_HOLE walks every
+        # page on tmpfs: 9 ms per 1.4 GB), else only its last HOLE_TAIL bytes
+        now = time.monotonic()
+        start = max(0, self._solid - HOLE_TAIL)
+        if now - self._full_scan >= FULL_HOLE_SCAN_S and size != self._scanned_size:
+            start, self._full_scan, self._scanned_size = 0, now, size
+        hole = _first_hole(self._fd, size, start)
+        if hole < self._solid:
+            raise DataLostError(
+                f"{self.path} was truncated and written on past a hole at byte {hole}: "
+                "the frames stored there are lost"
+            )
+        if self._low is not None:
+            if self._rewritten() is not False:
+                raise RewrittenError(f"{self.path} was written again in place (new file)")
+            self._low = None
+        self._solid = hole
+        self._size = size
+
+    def _frame0_bytes(self) -> FirstFrame | None:
+        """Where frame 0 is stored and the digest of those bytes; None if unknown."""
+        dset = self._pipeline.dataset
+        try:
+            if dset.chunks is not None:
+                info = dset.id.get_chunk_info_by_coord((0,) * dset.ndim)
+                offset, length = int(info.byte_offset), int(info.size)
+            else:
+                offset = int(dset.id.get_offset())
+                shape = self._pipeline.frame_shape
+                length = int(np.prod(shape[-2:])) * dset.dtype.itemsize
+        except (OSError, ValueError, TypeError, RuntimeError):
+            return None
+        if offset < 0 or length <= 0:
+            return None
+        return offset, length, self._digest_at(offset, length)
+
+    def _digest_at(self, offset: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, offset)
+        return hashlib.blake2b(data, digest_size=16).digest() if len(data) == length else b""
+
+    def _rewritten(self) -> bool | None:
+        """Frame 0's stored bytes now differ from those first seen: True; the
+        same: False; unknown (not seen yet, or cut off): None."""
+        if self.first_frame is None:
+            return None
+        offset, length, digest = self.first_frame
+        now = self._digest_at(offset, length)
+        if not now:
+            return None
+        return now != digest
+
+    def check_same_file(self) -> None:
+        """RewrittenError unless frame 0's bytes are those of the acquisition
+        this one reopens."""
+        if self.first_frame is not None and self._rewritten() is not False:
+            raise RewrittenError(f"{self.path} is another file now")
+
+    # -- following -----------------------------------------------------------
+
+    def poll(self) -> Polled:
+        self._check_size()
+        f = self.follower
+        complete = f.poll()
+        return Polled(complete, f.finished, self._scan_extent(), f.keys_complete, f.extent_complete)
+
+    def _scan_extent(self) -> tuple[int, int] | None:
+        dset = self._pipeline.dataset
+        if dset.ndim != 4:
+            return None
+        fixed = (dset.maxshape or dset.shape)[:2]
+        if all(n is not None for n in fixed):
+            return (int(fixed[0] or 1), int(fixed[1] or 1))
+        return (int(dset.shape[0]), int(dset.shape[1]))
+
+    def process(self, first: int, stop: int, rois: list[Roi | None]) -> tuple[int, list[Batch]]:
+        """Frames [first, stop) with ``rois``: (one past the last done, batches)."""
+        self._check_size()
+        self._sink.rois = rois
+        self._sink.batches = []
+        self._sink.slots = self._slots
+        done = self._pipeline.process(first, stop)
+        # truncated meanwhile: frames read past the new end are zeros, so
+        # nothing is sent and they are read again on resume
+        self._check_size()
+        if self.first_frame is None:
+            self.first_frame = self._frame0_bytes()
+        return done, self._sink.batches
+
+    @property
+    def keys_lag(self) -> bool:
+        return self._pipeline.keys_lag
+
+    def roi_stats(self, start: int, stop: int, roi: Roi) -> FrameStats:
+        """One ROI's statistics of frames [start, stop), read again."""
+        frames = self._pipeline.read(start, stop)
+        return compute_stats(frames, [roi])[0][0]
+
+    def close(self) -> None:
+        try:
+            self._pipeline.close()
+            self._h5file.close()
+        except Exception as exc:  # noqa: BLE001 - closing a broken file must not raise
+            log.debug("closing %s: %s", self.path, exc)
+        finally:
+            os.close(self._fd)
+            if self._slots is not None:
+                self._slots.close()
+
+
+def keys_lag_mode(configured: str | None, h5file: h5py.File) -> str:
+    """``source.keys_lag``, its default decided by the file: 'extent' for an
+    areaDetector file (it has NDAttributes), 'wait' for others."""
+    if configured is not None:
+        return configured
+    return "extent" if ND_ATTRIBUTES in h5file else "wait"
+
+
+def _first_hole(fd: int, size: int, start: int = 0) -> int:
+    """Offset of the first hole at or after ``start`` (``size`` if none, or
+    no SEEK_HOLE support)."""
+    if start >= size:
+        return size
+    try:
+        return os.lseek(fd, start, os.SEEK_HOLE)
+    except OSError:
+        return size

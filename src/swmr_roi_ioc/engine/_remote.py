@@ -1,0 +1,261 @@
+"""One followed file, seen from the IOC process: every HDF5 call is a request
+to a worker (no HDF5 here).
+
+The IOC process keeps what must survive a worker: how many frames were
+processed (``done``), the file's spec and frame 0's stored bytes. When its
+worker dies or is killed (stuck), the call fails with WorkerLostError; the
+next call opens the file again in the replacement worker and goes on from
+``done``, so every frame is counted exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from swmr_roi_ioc.stats import FrameStats, Roi
+
+from ._errors import WorkerLostError
+from ._pool import WorkerPool
+from ._protocol import FileSpec, Opened, Polled, Processed
+from ._slots import FrameSlots
+
+log = logging.getLogger(__name__)
+
+#: Frames processed per request (keeps status responsive) ...
+HOP_FRAMES = 256
+#: ... and at most this many bytes of frames (a hop must stay far below BLOCKED_S).
+HOP_BYTES = 256 * 2**20
+#: A backlog of at least this many hops is shared with the other workers.
+PARALLEL_HOPS = 2
+#: The worker that follows live; reading again (a ROI change) uses the next.
+LIVE_WORKER = 0
+READ_AGAIN_WORKER = 1
+
+_keys = itertools.count(1)
+
+
+class StatsSink(Protocol):
+    """Where results go in the IOC process (the service's state)."""
+
+    def rois_for_next_batch(self) -> list[Roi | None]: ...
+
+    def add_batch(
+        self,
+        start: int,
+        rois: Sequence[FrameStats | None],
+        frame: FrameStats,
+        unique_id: int,
+        last_frame: np.ndarray | None = None,
+    ) -> None: ...
+
+
+class RemoteAcquisition:
+    """An open file being followed by a worker. Create with :meth:`open`."""
+
+    def __init__(self, pool: WorkerPool, spec: FileSpec, sink: StatsSink, worker: int) -> None:
+        self.path = Path(spec.path)
+        self._pool = pool
+        self._spec = spec
+        self._sink = sink
+        self._worker = worker
+        self._key = next(_keys)
+        self._slots_path = os.path.join(pool.slots_dir, f"{self._key}.frames")
+        self._slots: FrameSlots | None = None
+        self._open_in_worker = False
+        #: helper handles of this file in the other workers (catch-up), by worker
+        self._helpers: dict[int, RemoteAcquisition] = {}
+        self.parallel = True
+        self._opened: Opened | None = None
+        self._first_frame = spec.first_frame
+        self._closed = False
+        #: frames processed so far
+        self.done = 0
+        #: frames complete in the file at the last poll
+        self.complete = 0
+        self.last_new = time.monotonic()
+        #: the file's "finished" dataset said so at the last poll
+        self.finished = False
+        #: NDArrayUniqueId was not yet flushed for the last frame processed
+        self.keys_lag = False
+        #: (rows, cols) of a scan-shaped dataset at the last poll
+        self.scan_extent: tuple[int, int] | None = None
+        #: frames the keys / the data's extent say complete at the last poll
+        self.keys_complete: int | None = None
+        self.extent_complete: int | None = None
+
+    @classmethod
+    async def open(
+        cls, pool: WorkerPool, spec: FileSpec, sink: StatsSink, *, worker: int = LIVE_WORKER
+    ) -> RemoteAcquisition:
+        """Open in a worker; raises the worker's READ error."""
+        acq = cls(pool, spec, sink, worker)
+        await acq._ensure_open()
+        return acq
+
+    @property
+    def keys_mode(self) -> str:
+        """'extent' or 'wait': what configured keys lagging the data mean here."""
+        return "wait" if self._opened is None else self._opened.keys_mode
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        assert self._opened is not None
+        return self._opened.frame_shape
+
+    async def _call(self, op: str, *args: object) -> object:
+        try:
+            return await self._pool.call(self._worker, op, *args, about=str(self.path))
+        except WorkerLostError:
+            self._open_in_worker = False  # the next call opens it again
+            raise
+
+    async def _ensure_open(self) -> None:
+        if self._open_in_worker:
+            return
+        spec = FileSpec(
+            self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
+            self._spec.finished, self._first_frame, self._spec.keys_lag,
+        )  # fmt: skip
+        opened = await self._call("open", self._key, spec, self._slots_path)
+        assert isinstance(opened, Opened)
+        if self._opened is not None and opened.frame_shape != self._opened.frame_shape:
+            raise WorkerLostError(f"{self.path} changed its frame shape")
+        self._opened = opened
+        if opened.slots is not None and self._slots is None:
+            self._slots = FrameSlots.attach(opened.slots)
+        self._open_in_worker = True
+        if self._first_frame is not None:
+            await self._call("check_same", self._key)
+
+    async def poll(self) -> int:
+        """Refresh; returns the number of complete frames."""
+        await self._ensure_open()
+        polled = await self._call("poll", self._key)
+        assert isinstance(polled, Polled)
+        extent = self.extent_complete
+        self.complete, self.finished = polled.complete, polled.finished
+        self.scan_extent = polled.scan_extent
+        self.keys_complete, self.extent_complete = polled.keys_complete, polled.extent_complete
+        if (self.extent_complete or 0) > (extent or 0):
+            self.last_new = time.monotonic()  # frames arrive, keys or not: no timeout
+        return self.complete
+
+    def _hop(self) -> int:
+        assert self._opened is not None
+        shape = self._opened.frame_shape
+        frame_bytes = max(1, shape[0] * shape[1] * self._opened.itemsize)
+        return max(1, min(HOP_FRAMES, HOP_BYTES // frame_bytes))
+
+    async def process(self) -> int:
+        """Process up to a hop (HOP_FRAMES, HOP_BYTES) of complete frames per
+        worker; returns how many. A backlog (a file found long, after a pause)
+        is cut into one hop per worker, processed in parallel, and applied in
+        frame order; live frames go to this file's own worker at once."""
+        if self.complete <= self.done:
+            return 0
+        await self._ensure_open()
+        first, hop = self.done, self._hop()
+        parts = 1
+        if self.parallel and self._pool.size > 1:
+            parts = min(self._pool.size, (self.complete - first) // hop)
+            parts = parts if parts >= PARALLEL_HOPS else 1
+        rois = self._sink.rois_for_next_batch()
+        ranges = [
+            (first + i * hop, min(self.complete, first + (i + 1) * hop)) for i in range(parts)
+        ]
+        calls = [self._call("process", self._key, *ranges[0], rois)]
+        calls += [self._helper_part(i, *ranges[i], rois) for i in range(1, parts)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for (start, _), result in zip(ranges, results, strict=True):
+            if isinstance(result, BaseException) or self.done != start:
+                if isinstance(result, BaseException) and start == first:
+                    raise result  # nothing applied: the lifecycle retries
+                if isinstance(result, BaseException):
+                    log.debug("catch-up part from %d failed: %s", start, result)
+                break  # a later part failed or stopped short: done as far as in order
+            assert isinstance(result, Processed)
+            self._apply(result)
+        self.last_new = time.monotonic()
+        return self.done - first
+
+    async def _helper_part(
+        self, index: int, start: int, stop: int, rois: list[Roi | None]
+    ) -> object:
+        worker = (self._worker + index) % self._pool.size
+        helper = self._helpers.get(worker)
+        if helper is None:
+            helper = RemoteAcquisition(self._pool, self._spec, self._sink, worker)
+            helper._slots_path = ""  # noqa: SLF001 - same class; helpers show no frames
+            self._helpers[worker] = helper
+        await helper._ensure_open()  # noqa: SLF001 - same class
+        return await helper._call("catch_up", helper._key, start, stop, rois)  # noqa: SLF001
+
+    def _apply(self, processed: Processed) -> None:
+        for batch in processed.batches:
+            latest = None
+            if batch.slot is not None and self._slots is not None:
+                latest = self._slots.view(batch.slot)
+            self._sink.add_batch(batch.start, batch.rois, batch.frame, batch.unique_id, latest)
+        self.done = processed.done
+        self.keys_lag = processed.keys_lag
+        self._first_frame = self._first_frame or processed.first_frame
+
+    async def drain(self) -> None:
+        """One last poll, then every complete frame (the writer has finished)."""
+        await self.poll()
+        while await self.process():
+            pass
+
+    async def roi_stats(self, start: int, stop: int, roi: Roi) -> FrameStats:
+        """One ROI's statistics of frames [start, stop), read again from the file."""
+        await self._ensure_open()
+        stats = await self._call("roi_stats", self._key, start, stop, roi)
+        assert isinstance(stats, FrameStats)
+        return stats
+
+    async def reopen(self, worker: int = READ_AGAIN_WORKER) -> RemoteAcquisition:
+        """The same file opened again (in another worker when there is one),
+        to read frames already processed; RewrittenError if another file took
+        its place."""
+        spec = FileSpec(
+            self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
+            self._spec.finished, self._first_frame, self._spec.keys_lag,
+        )  # fmt: skip
+        fresh = RemoteAcquisition(self._pool, spec, self._sink, worker)
+        fresh._slots_path = ""  # noqa: SLF001 - a reader shows no frames
+        try:
+            await fresh._ensure_open()  # noqa: SLF001 - same class
+        except BaseException:
+            await fresh.close()
+            raise
+        return fresh
+
+    async def close(self) -> None:
+        """Close the file in its worker (again: a no-op), and its helpers."""
+        if self._closed:
+            return
+        self._closed = True
+        helpers, self._helpers = list(self._helpers.values()), {}
+        for helper in helpers:
+            await helper.close()
+        try:
+            if self._open_in_worker:
+                await self._pool.call(self._worker, "close", self._key)
+        except OSError as exc:
+            log.debug("closing %s: %s", self.path, exc)
+        finally:
+            self._open_in_worker = False
+            if self._slots_path:
+                try:
+                    os.unlink(self._slots_path)
+                except OSError:
+                    pass

@@ -1,0 +1,118 @@
+"""A worker process: owns the files, answers the IOC process's requests.
+
+Started by the IOC process as ``python -m swmr_roi_ioc.engine._worker FD``
+(a fresh interpreter: spawn semantics, nothing inherited but the socket),
+kept alive across acquisitions. One request at a time, in order; each reply
+is ``("ok", value)`` or ``("error", kind, message)``. Runs until the socket
+closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from swmr_roi_ioc.follow import NotSwmrError
+from swmr_roi_ioc.stats import Roi
+
+from ._errors import ReadError
+from ._file import FollowedFile
+from ._nexus import NexusAcquisition, write_nexus
+from ._protocol import FileSpec, Processed
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """The files this worker has open, by the key the IOC process gave them."""
+
+    def __init__(self) -> None:
+        self._files: dict[int, FollowedFile] = {}
+        self._ops: dict[str, Callable[..., Any]] = {
+            "open": self.open,
+            "poll": lambda key: self._files[key].poll(),
+            "process": self.process,
+            "catch_up": self.catch_up,
+            "roi_stats": self.roi_stats,
+            "check_same": lambda key: self._files[key].check_same_file(),
+            "close": self.close,
+            "nexus": self.nexus,
+            "ping": lambda: os.getpid(),
+        }
+
+    def open(self, key: int, spec: FileSpec, slots_path: str | None) -> Any:
+        self.close(key)
+        followed = FollowedFile.open(spec, slots_path)
+        self._files[key] = followed
+        return followed.opened()
+
+    def process(self, key: int, first: int, stop: int, rois: list[Roi | None]) -> Processed:
+        followed = self._files[key]
+        done, batches = followed.process(first, stop, rois)
+        return Processed(done, batches, followed.keys_lag, followed.first_frame)
+
+    def catch_up(self, key: int, first: int, stop: int, rois: list[Roi | None]) -> Processed:
+        """A helper's part of a catch-up: see the file as it is now, then process."""
+        self._files[key].poll()
+        return self.process(key, first, stop, rois)
+
+    def roi_stats(self, key: int, start: int, stop: int, roi: Roi) -> Any:
+        return self._files[key].roi_stats(start, stop, roi)
+
+    def close(self, key: int) -> None:
+        followed = self._files.pop(key, None)
+        if followed is not None:
+            followed.close()
+
+    def nexus(self, record: NexusAcquisition, target: str) -> str:
+        return str(write_nexus(record, Path(target)))
+
+    def handle(self, request: tuple[str, tuple[Any, ...]]) -> tuple[Any, ...]:
+        op, args = request
+        try:
+            return ("ok", self._ops[op](*args))
+        except ReadError as exc:
+            return ("error", exc.kind, str(exc))
+        except NotSwmrError as exc:
+            return ("error", "not-swmr", str(exc))
+        except KeyError as exc:  # str(KeyError) quotes its message
+            return ("error", "read", str(exc.args[0]) if exc.args else repr(exc))
+        except Exception as exc:  # noqa: BLE001 - every failure goes back as a reply
+            log.debug("%s failed", op, exc_info=True)
+            return ("error", "read", str(exc) or type(exc).__name__)
+
+
+def serve(conn: Connection) -> None:
+    """Answer requests until the IOC process closes the socket."""
+    worker = Worker()
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(worker.handle(request))
+        except (BrokenPipeError, OSError):
+            return
+
+
+def main() -> None:
+    # the IOC process decides when a worker goes: Ctrl-C in a terminal
+    # reaches the whole process group and must not kill a worker mid-write
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=os.environ.get("SWMR_ROI_WORKER_LOG", "WARNING"),
+        format="%(asctime)s %(levelname)s worker %(process)d %(name)s: %(message)s",
+    )
+    serve(Connection(int(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()
