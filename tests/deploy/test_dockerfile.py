@@ -163,7 +163,9 @@ def image_venv() -> Iterator[ImageVenv]:
             script = i.args.replace("/venv", str(venv)).replace("/src", str(context))
             script = re.sub(r"^python ", f"{python} ", script)
             result = run(["sh", "-c", script], env=env, cwd=work, timeout=800)
-            output = (result.stdout + result.stderr)[-4000:]
+            # pip's notes about this machine's local index locations are noise
+            lines = (result.stdout + result.stderr).splitlines()
+            output = "\n".join(x for x in lines if "is ignored: it is neither" not in x)[-4000:]
             assert result.returncode == 0, f"RUN {i.args}\nfailed:\n{output}"
         yield ImageVenv(work, venv, as_uid)
     finally:
