@@ -148,7 +148,12 @@ def image_venv() -> Iterator[ImageVenv]:
         venv = work / "venv"
         python, as_uid = _interpreter()
         builder = [i for i in dockerfile_instructions() if i.stage == "builder"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_NO_CACHE")}
+        # the image has no PYTHONPATH: a developer's would show pip another checkout
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PIP_NO_CACHE") and k != "PYTHONPATH"
+        }
         for i in builder:
             if i.keyword == "ENV":
                 pairs = env_pairs(i.args)
