@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from swmr_roi_ioc.config import IocConfig, pid_file
+from swmr_roi_ioc.publish._pvtable import UPTIME
 
 #: The IOC's uptime PV, after the prefix.
-UPTIME = "Uptime_RBV"
 #: Seconds between the two reads of the uptime (it is published once a second).
 ADVANCE_S = 1.5
 #: Channel Access protocol: commands and the minor version spoken.

@@ -33,6 +33,9 @@ from ._puts_rules import (
     as_whole,
 )
 
+#: The liveness heartbeat (the chart's probe reads it).
+UPTIME = "Uptime_RBV"
+
 #: Length of the char waveforms that carry paths and messages.
 LONG_STRING = 1024
 NO_YES = ("No", "Yes")
@@ -339,7 +342,7 @@ def _ioc(config: IocConfig) -> Iterator[PvSpec]:
     yield _li(NdArray.MAP.cols, "columns of the maps", lambda s: s.map_shape[1])
     yield _li(NdArray.MAP.rows, "rows of the maps", lambda s: s.map_shape[0])
     yield _li("NumROIs_RBV", "number of ROIs", lambda s: len(s.rois))
-    yield _ai("Uptime_RBV", "seconds since the IOC started (liveness heartbeat)",
+    yield _ai(UPTIME, "seconds since the IOC started (liveness heartbeat)",
               lambda s: float(int(s.uptime)), units="s", precision=0,
               source=Source.CLOCK)  # fmt: skip
     yield PvSpec("Reset", Kind.BO, "write 1: clear statistics, maps and time series",
