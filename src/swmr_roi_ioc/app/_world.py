@@ -52,6 +52,9 @@ async def world_ready(state: ServiceState, source: Coroutine[Any, Any, None]) ->
             await asyncio.sleep(RECHECK_S)
         if failed:
             log.info("config checks pass now; starting the source")
+            # the Error was the checks': the source reports from a clean state
+            # (it keeps an Error of its own file while it waits for the next)
+            state.set_status(Status.IDLE, "Config checks pass now; starting the source")
     except BaseException:
         source.close()
         raise
