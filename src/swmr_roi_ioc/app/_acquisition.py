@@ -33,7 +33,7 @@ class CurrentAcquisition:
     async def replace(self, acquisition: RemoteAcquisition | None) -> None:
         old, self.acquisition, self.finished = self.acquisition, acquisition, False
         if old is not None and old is not acquisition:
-            await old.close()
+            await old.release()
 
     async def finish(self) -> None:
         """The writer finished: close the file, keep what is needed to reopen it."""

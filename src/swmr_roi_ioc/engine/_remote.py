@@ -13,20 +13,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-
-from swmr_roi_ioc.stats import FrameStats, Roi
+from swmr_roi_ioc.stats import FrameStats, LiveViews, Roi
 
 from ._errors import WorkerLostError
 from ._pool import WorkerPool
-from ._protocol import FileSpec, Opened, Polled, Processed
-from ._slots import FrameSlots
+from ._protocol import FileSpec, Opened, Polled, Processed, ViewParams
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +45,29 @@ class StatsSink(Protocol):
     def rois_for_next_batch(self) -> list[Roi | None]: ...
 
     def add_batch(
-        self,
-        start: int,
-        rois: Sequence[FrameStats | None],
-        frame: FrameStats,
-        unique_id: int,
-        last_frame: np.ndarray | None = None,
+        self, start: int, rois: Sequence[FrameStats | None], frame: FrameStats, unique_id: int
     ) -> None: ...
+
+    def view_params(self) -> ViewParams: ...
+
+    def set_live_views(self, views: LiveViews) -> None: ...
 
 
 class RemoteAcquisition:
     """An open file being followed by a worker. Create with :meth:`open`."""
 
-    def __init__(self, pool: WorkerPool, spec: FileSpec, sink: StatsSink, worker: int) -> None:
+    def __init__(
+        self, pool: WorkerPool, spec: FileSpec, sink: StatsSink, worker: int, *, views: bool
+    ) -> None:
         self.path = Path(spec.path)
         self._pool = pool
         self._spec = spec
         self._sink = sink
         self._worker = worker
         self._key = next(_keys)
-        self._slots_path = os.path.join(pool.slots_dir, f"{self._key}.frames")
-        self._slots: FrameSlots | None = None
+        #: its worker makes the live views of its newest frames (the live
+        #: handle; helpers and handles reading again show no frames)
+        self._views = views
         self._open_in_worker = False
         #: helper handles of this file in the other workers (catch-up), by worker
         self._helpers: dict[int, RemoteAcquisition] = {}
@@ -97,7 +95,7 @@ class RemoteAcquisition:
         cls, pool: WorkerPool, spec: FileSpec, sink: StatsSink, *, worker: int = LIVE_WORKER
     ) -> RemoteAcquisition:
         """Open in a worker; raises the worker's READ error."""
-        acq = cls(pool, spec, sink, worker)
+        acq = cls(pool, spec, sink, worker, views=True)
         await acq._ensure_open()
         return acq
 
@@ -125,13 +123,14 @@ class RemoteAcquisition:
             self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
             self._spec.finished, self._first_frame, self._spec.keys_lag,
         )  # fmt: skip
-        opened = await self._call("open", self._key, spec, self._slots_path)
+        views = self._sink.view_params() if self._views else None
+        if views is not None:
+            self._pool.watch_views(self._key, self._sink.set_live_views)
+        opened = await self._call("open", self._key, spec, views)
         assert isinstance(opened, Opened)
         if self._opened is not None and opened.frame_shape != self._opened.frame_shape:
             raise WorkerLostError(f"{self.path} changed its frame shape")
         self._opened = opened
-        if opened.slots is not None and self._slots is None:
-            self._slots = FrameSlots.attach(opened.slots)
         self._open_in_worker = True
         if self._first_frame is not None:
             await self._call("check_same", self._key)
@@ -193,18 +192,14 @@ class RemoteAcquisition:
         worker = (self._worker + index) % self._pool.size
         helper = self._helpers.get(worker)
         if helper is None:
-            helper = RemoteAcquisition(self._pool, self._spec, self._sink, worker)
-            helper._slots_path = ""  # noqa: SLF001 - same class; helpers show no frames
+            helper = RemoteAcquisition(self._pool, self._spec, self._sink, worker, views=False)
             self._helpers[worker] = helper
         await helper._ensure_open()  # noqa: SLF001 - same class
         return await helper._call("catch_up", helper._key, start, stop, rois)  # noqa: SLF001
 
     def _apply(self, processed: Processed) -> None:
         for batch in processed.batches:
-            latest = None
-            if batch.slot is not None and self._slots is not None:
-                latest = self._slots.view(batch.slot)
-            self._sink.add_batch(batch.start, batch.rois, batch.frame, batch.unique_id, latest)
+            self._sink.add_batch(batch.start, batch.rois, batch.frame, batch.unique_id)
         self.done = processed.done
         self.keys_lag = processed.keys_lag
         self._first_frame = self._first_frame or processed.first_frame
@@ -230,8 +225,7 @@ class RemoteAcquisition:
             self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
             self._spec.finished, self._first_frame, self._spec.keys_lag,
         )  # fmt: skip
-        fresh = RemoteAcquisition(self._pool, spec, self._sink, worker)
-        fresh._slots_path = ""  # noqa: SLF001 - a reader shows no frames
+        fresh = RemoteAcquisition(self._pool, spec, self._sink, worker, views=False)
         try:
             await fresh._ensure_open()  # noqa: SLF001 - same class
         except BaseException:
@@ -254,8 +248,22 @@ class RemoteAcquisition:
             log.debug("closing %s: %s", self.path, exc)
         finally:
             self._open_in_worker = False
-            if self._slots_path:
-                try:
-                    os.unlink(self._slots_path)
-                except OSError:
-                    pass
+
+    async def configure_views(self, params: ViewParams) -> None:
+        """New histogram settings: the live views are made again (also after
+        the file closed, from the newest frame its worker keeps)."""
+        if self._views:
+            try:
+                await self._pool.call(self._worker, "views", self._key, params)
+            except OSError as exc:
+                log.debug("views of %s: %s", self.path, exc)
+
+    async def release(self) -> None:
+        """Done with this acquisition: its file closed, its views forgotten."""
+        await self.close()
+        if self._views:
+            self._pool.watch_views(self._key, None)
+            try:
+                await self._pool.call(self._worker, "forget", self._key)
+            except OSError as exc:
+                log.debug("forgetting %s: %s", self.path, exc)
