@@ -156,9 +156,7 @@ async def test_snake_maps_views_recompute_and_nexus(
     await caput(f"{prefix}HistMax", 1024.0, wait=True)
     inside = last[last < 1024]
     regrouped = np.bincount(inside * 16 // 1024, minlength=16).astype(float).tolist()
-    await wait_for(
-        f"{prefix}Histogram_RBV", lambda v: np.asarray(v)[:16].tolist() == regrouped, 10
-    )
+    await wait_for(f"{prefix}Histogram_RBV", lambda v: np.asarray(v)[:16].tolist() == regrouped, 10)
     assert int(await caget(f"{prefix}HistAbove_RBV")) == int((last >= 1024).sum())
 
     # after the scan: move ROI 1; within 10 s every past frame is recomputed
