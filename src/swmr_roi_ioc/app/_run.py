@@ -157,7 +157,8 @@ class Service:
             ),
             asyncio.create_task(source, name="source"),
             asyncio.create_task(
-                recompute_forever(self.state, self.current, self._finished), name="recompute"
+                recompute_forever(self.state, self.current, self.pool.size, self._finished),
+                name="recompute",
             ),
             asyncio.create_task(
                 _view_settings_forever(self.state, self.current), name="view-settings"

@@ -32,9 +32,12 @@ HOP_FRAMES = 256
 HOP_BYTES = 256 * 2**20
 #: A backlog of at least this many hops is shared with the other workers.
 PARALLEL_HOPS = 2
-#: The worker that follows live; reading again (a ROI change) uses the next.
+#: Frames read again per request (a ROI change): at most this many bytes, so
+#: live frames queued behind it in the same worker wait a few ms only.
+REREAD_BYTES = 64 * 2**20
+REREAD_FRAMES = 1024
+#: The worker that follows live.
 LIVE_WORKER = 0
-READ_AGAIN_WORKER = 1
 
 _keys = itertools.count(1)
 
@@ -116,9 +119,16 @@ class RemoteAcquisition:
             self._open_in_worker = False  # the next call opens it again
             raise
 
+    @property
+    def closed(self) -> bool:
+        """Closed by :meth:`close`: it never opens its file again."""
+        return self._closed
+
     async def _ensure_open(self) -> None:
         if self._open_in_worker:
             return
+        if self._closed:
+            raise OSError(f"{self.path} is closed")
         spec = FileSpec(
             self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
             self._spec.finished, self._first_frame, self._spec.keys_lag,
@@ -148,11 +158,16 @@ class RemoteAcquisition:
             self.last_new = time.monotonic()  # frames arrive, keys or not: no timeout
         return self.complete
 
-    def _hop(self) -> int:
+    def _hop(self, frames: int = HOP_FRAMES, nbytes: int = HOP_BYTES) -> int:
         assert self._opened is not None
         shape = self._opened.frame_shape
         frame_bytes = max(1, shape[0] * shape[1] * self._opened.itemsize)
-        return max(1, min(HOP_FRAMES, HOP_BYTES // frame_bytes))
+        return max(1, min(frames, nbytes // frame_bytes))
+
+    @property
+    def reread_hop(self) -> int:
+        """Frames per :meth:`roi_stats` request (REREAD_BYTES, REREAD_FRAMES)."""
+        return self._hop(REREAD_FRAMES, REREAD_BYTES)
 
     async def process(self) -> int:
         """Process up to a hop (HOP_FRAMES, HOP_BYTES) of complete frames per
@@ -186,15 +201,26 @@ class RemoteAcquisition:
         self.last_new = time.monotonic()
         return self.done - first
 
+    async def _helper(self, part: int) -> RemoteAcquisition:
+        """This file open in the ``part``-th worker after its own (part > 0)."""
+        if self._closed:
+            raise OSError(f"{self.path} is closed")
+        worker = (self._worker + part) % self._pool.size
+        helper = self._helpers.get(worker)
+        if helper is None:
+            spec = FileSpec(
+                self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
+                self._spec.finished, self._first_frame, self._spec.keys_lag,
+            )  # fmt: skip
+            helper = RemoteAcquisition(self._pool, spec, self._sink, worker, views=False)
+            self._helpers[worker] = helper
+        await helper._ensure_open()  # noqa: SLF001 - same class
+        return helper
+
     async def _helper_part(
         self, index: int, start: int, stop: int, rois: list[Roi | None]
     ) -> object:
-        worker = (self._worker + index) % self._pool.size
-        helper = self._helpers.get(worker)
-        if helper is None:
-            helper = RemoteAcquisition(self._pool, self._spec, self._sink, worker, views=False)
-            self._helpers[worker] = helper
-        await helper._ensure_open()  # noqa: SLF001 - same class
+        helper = await self._helper(index)
         return await helper._call("catch_up", helper._key, start, stop, rois)  # noqa: SLF001
 
     def _apply(self, processed: Processed) -> None:
@@ -210,17 +236,23 @@ class RemoteAcquisition:
         while await self.process():
             pass
 
-    async def roi_stats(self, start: int, stop: int, roi: Roi) -> FrameStats:
-        """One ROI's statistics of frames [start, stop), read again from the file."""
-        await self._ensure_open()
-        stats = await self._call("roi_stats", self._key, start, stop, roi)
+    async def roi_stats(self, start: int, stop: int, roi: Roi, part: int = 0) -> FrameStats:
+        """One ROI's statistics of frames [start, stop), read again from the
+        file: by its own worker (part 0) or the part-th worker after it (the
+        file is then open there too, as for a catch-up: a file is never open
+        twice in one worker)."""
+        if part % self._pool.size == 0:
+            await self._ensure_open()
+            stats = await self._call("roi_stats", self._key, start, stop, roi)
+        else:
+            helper = await self._helper(part)
+            stats = await helper._call("roi_stats", helper._key, start, stop, roi)  # noqa: SLF001
         assert isinstance(stats, FrameStats)
         return stats
 
-    async def reopen(self, worker: int = READ_AGAIN_WORKER) -> RemoteAcquisition:
-        """The same file opened again (in another worker when there is one),
-        to read frames already processed; RewrittenError if another file took
-        its place."""
+    async def reopen(self, worker: int = LIVE_WORKER) -> RemoteAcquisition:
+        """The same file opened again after it was closed, to read frames
+        already processed; RewrittenError if another file took its place."""
         spec = FileSpec(
             self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
             self._spec.finished, self._first_frame, self._spec.keys_lag,
