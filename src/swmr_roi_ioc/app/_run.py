@@ -8,6 +8,7 @@ import logging
 import math
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,10 +31,9 @@ from ._world import world_ready
 
 log = logging.getLogger(__name__)
 
-#: How soon a change of the state is noticed (s): a new value goes out at once
-#: if its PV was last published over a period ago (leading edge), else at the
-#: end of that period; never more than rate_hz updates per PV.
-NOTICE_S = 0.02
+#: Snapshots for publish passes take at most this share of the event loop's
+#: time: after one that took t, the next pass starts t * (1 / MAX_SHARE - 1) later.
+MAX_SHARE = 0.2
 #: How often the histogram settings are looked at (a put shows this soon).
 VIEW_SETTINGS_S = 0.05
 #: The interpreter's thread switch interval in the IOC process (default 5 ms).
@@ -41,26 +41,35 @@ SWITCH_INTERVAL_S = 0.0005
 
 
 async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: float) -> None:
-    """Coalesced, leading-edge publishing: at most rate_hz updates per PV,
-    whatever the frame rate. The histogram and image of the latest frame come
-    made by the engine worker (at most rate_hz); publishing them is setting
-    their records."""
+    """Leading-edge publishing, at most rate_hz updates per PV whatever the
+    frame rate (the publisher defers a PV posted less than a period ago and
+    says when it is due). A change of the state wakes this task at once; the
+    next pass waits as long as MAX_SHARE needs for the snapshots of passes
+    that post nothing. The histogram and image come made by the engine worker."""
     period = 1.0 / rate_hz
-    notice = min(period, NOTICE_S)
-    loop = asyncio.get_running_loop()
+    publisher.period = period
+    changed = asyncio.Event()
+    state.on_change = changed.set
     shown: tuple[int, int] | None = None
-    published = -math.inf  # loop time of the last publish of the state
-    clock = -math.inf
+    due = math.inf  # when a PV the publisher deferred may be posted
+    ready = -math.inf  # the earliest start of the next pass
+    clock = -math.inf  # the last post of the clock PVs (Uptime_RBV, ArrayRate_RBV)
     while True:
-        now = loop.time()
+        changed.clear()  # before looking: a change from now on wakes the wait below
+        now = time.monotonic()
+        if now < ready:  # the last pass was just now: a change waits this long
+            await asyncio.sleep(ready - now)
+            continue
         try:
-            if (state.version, state.views_generation) != shown:
-                if now - published < period:  # published less than a period ago
-                    await asyncio.sleep(published + period - now)
-                    continue
+            if (state.version, state.views_generation) != shown or now >= due:
                 shown = (state.version, state.views_generation)
-                published = clock = now  # its start: one publish per period
-                publisher.publish(state.snapshot(), state.live_views())
+                snap = state.snapshot()
+                # the cost of a pass that posts nothing (its PVs wait): what
+                # frequent changes cost; what is posted costs at most rate_hz
+                spent = time.monotonic() - now
+                due = publisher.publish(snap, state.live_views())
+                ready = time.monotonic() + spent * (1.0 / MAX_SHARE - 1.0)
+                clock = now
             elif now - clock >= period:
                 # nothing changed but the clock: Uptime_RBV and ArrayRate_RBV's
                 # decay only, so an idle IOC costs next to nothing
@@ -68,8 +77,11 @@ async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: f
                 clock = now
         except Exception:  # a failing update must not stop the IOC
             log.exception("publishing failed")
-            published = clock = loop.time()
-        await asyncio.sleep(notice)
+            clock = time.monotonic()
+            ready = clock + period
+        timeout = max(0.0, min(due, clock + period) - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
 
 
 async def _view_settings_forever(state: ServiceState, current: CurrentAcquisition) -> None:

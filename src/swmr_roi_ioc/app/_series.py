@@ -269,6 +269,11 @@ class RegionSeries:
             view = self._maps[key] = self._map_from_store(key, scan)
         return view.array()
 
+    def placed_range(self, key: str, scan: ScanGeometry) -> tuple[float, float]:
+        """(min, max) of :meth:`placed`'s finite values; (NaN, NaN) when none."""
+        self.placed(key, scan)
+        return self._maps[key].value_range()
+
     def full(self) -> dict[str, np.ndarray]:
         """Every frame's statistics (copies), for the NeXus file."""
         return {key: self.read(key, 0, self.count) for key in SERIES_KEYS}

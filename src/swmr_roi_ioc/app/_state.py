@@ -15,7 +15,7 @@ import functools
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -120,6 +120,15 @@ class ServiceState:
         self._run_progress = 0.0
         #: bumped by every change a publisher could show (see :attr:`version`)
         self._version = 0
+        #: called after each such change (the publish loop wakes up)
+        self.on_change: Callable[[], None] | None = None
+
+    def _bump(self, changed: bool = True) -> None:
+        """A change a publisher could show (under the lock)."""
+        if changed:
+            self._version += 1
+            if self.on_change is not None:
+                self.on_change()
 
     # -- written by the source and the pipeline ------------------------------
 
@@ -130,7 +139,7 @@ class ServiceState:
             if (status, message, severity, "") != (
                 self._status, self._message, self._severity, self._note,
             ):  # fmt: skip
-                self._version += 1
+                self._bump()
             self._status = status
             self._message = message
             self._note = ""
@@ -144,14 +153,14 @@ class ServiceState:
         """The upstream IOC is unreachable (``problem``) or fine again (None).
         Status keeps its value; its alarm becomes LINK/MAJOR meanwhile."""
         with self._lock:
-            self._version += problem != self._link
+            self._bump(problem != self._link)
             self._link = problem
 
     def note(self, text: str) -> None:
         """A remark after the current StatusMessage (e.g. the NeXus file);
         the next status replaces it."""
         with self._lock:
-            self._version += text != self._note
+            self._bump(text != self._note)
             self._note = text
 
     @property
@@ -169,7 +178,7 @@ class ServiceState:
     def start_acquisition(self, path: str, frame_shape: tuple[int, int]) -> None:
         """A new file: counters, statistics, series and maps start again."""
         with self._lock:
-            self._version += 1
+            self._bump()
             self._file = path
             self._frame_shape = frame_shape
             self._counter = 0
@@ -199,7 +208,7 @@ class ServiceState:
             with self._lock:
                 self.scan = ScanGeometry((rows, cols), self.config.scan.snake)
                 self._generation += 1
-                self._version += 1
+                self._bump()
 
     def set_scan_geometry(self, geometry: ScanGeometry) -> None:
         """The map geometry a run describes (only when ioc.yaml sets none);
@@ -218,23 +227,23 @@ class ServiceState:
             with self._lock:
                 self.scan = geometry
                 self._generation += 1
-                self._version += 1
+                self._bump()
 
     def set_run(self, uid: str, plan_name: str) -> None:
         """The bluesky run followed (RunUid_RBV, PlanName_RBV); progress restarts."""
         with self._lock:
-            self._version += 1
+            self._bump()
             self._run_uid, self._plan_name, self._run_progress = uid, plan_name, 0.0
 
     def set_run_progress(self, percent: float) -> None:
         """RunProgress_RBV: frames declared by the run / frames it expects, in %."""
         with self._lock:
-            self._version += percent != self._run_progress
+            self._bump(percent != self._run_progress)
             self._run_progress = percent
 
     def set_frames_written(self, count: int) -> None:
         with self._lock:
-            self._version += count != self._written
+            self._bump(count != self._written)
             self._written = count
 
     @property
@@ -276,7 +285,7 @@ class ServiceState:
         """Results of frames [start, start + n) computed by an engine worker."""
         n = len(frame.total)
         with self._lock:
-            self._version += 1
+            self._bump()
             for region, stats in zip(self._regions, rois, strict=True):
                 if stats is not None:
                     region.put(start, stats, live=True)
@@ -308,7 +317,7 @@ class ServiceState:
     def put_recomputed(self, request: RecomputeRequest, start: int, stats: FrameStats) -> bool:
         """Recomputed statistics of frames [start, ...) of one ROI; False if stale."""
         with self._lock:
-            self._version += 1
+            self._bump()
             if not self.recompute_current(request):
                 return False
             region = self._regions[request.index]
@@ -321,14 +330,14 @@ class ServiceState:
 
     def set_recompute_progress(self, percent: float) -> None:
         with self._lock:
-            self._version += 1
+            self._bump()
             self._recompute_progress = percent
 
     # -- written by PV puts (Controller protocol) ----------------------------
 
     def set_roi(self, index: int, **fields: int | bool) -> None:
         with self._lock:
-            self._version += 1
+            self._bump()
             old = self._rois[index]
             new = replace(old, **fields)
             self._rois[index] = new
@@ -349,7 +358,7 @@ class ServiceState:
                       high: float | None = None) -> None:  # fmt: skip
         """HistSize/HistMin/HistMax puts; raises ValueError unless high > low."""
         with self._lock:
-            self._version += 1
+            self._bump()
             bins, lo, hi = self._hist
             bins = bins if size is None else size
             lo = lo if low is None else low
@@ -361,7 +370,7 @@ class ServiceState:
 
     def reset(self) -> None:
         with self._lock:
-            self._version += 1
+            self._bump()
             for region in [*self._regions, self._frame]:
                 region.clear(self._counter)
             self._stats_time = None  # cleared values: stamped when published
@@ -392,6 +401,8 @@ class ServiceState:
         with self._lock:
             self._views_generation += 1
             self._views = replace(views, generation=self._views_generation)
+            if self.on_change is not None:
+                self.on_change()
 
     def live_views(self) -> LiveViews | None:
         """The newest live views (made by the engine; no work here)."""
@@ -411,6 +422,7 @@ class ServiceState:
             away = [*outside(self._rois, self._frame_shape), False]
             snaps: list[RegionSnapshot] = []
             max_map = self._frame.placed("max", self.scan)
+            max_map_range = self._frame.placed_range("max", self.scan)
             for i, region in enumerate(regions):
                 # incremental views: no cost for frames already shown
                 grid = region.placed("total", self.scan)
@@ -421,6 +433,7 @@ class ServiceState:
                         stats=region.latest,
                         series=series,
                         map=grid,
+                        map_range=region.placed_range("total", self.scan),
                         readback=self._readback(i) if i < len(self._rois) else None,
                         frame_shape=self._frame_shape,
                         stale=self._stale,
@@ -452,6 +465,7 @@ class ServiceState:
                 rois=snaps[:-1],
                 frame=snaps[-1],
                 max_map=max_map,
+                max_map_range=max_map_range,
                 recompute_progress=self._recompute_progress,
                 uptime=time.monotonic() - self._born,
                 arrays_generation=self._generation,

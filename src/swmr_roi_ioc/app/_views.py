@@ -10,6 +10,7 @@ may hold it while the next frames arrive.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 
@@ -33,6 +34,17 @@ def _cells(scan: ScanGeometry, first: int, stop: int) -> np.ndarray:
             _recent_cells.clear()
         cells = _recent_cells[key] = scan.cells(np.arange(first, stop, dtype=np.int64))
     return cells
+
+
+def _widened(known: tuple[float, float], values: np.ndarray) -> tuple[float, float]:
+    """``known`` (min, max; NaN: none yet) widened by the finite ``values``."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return known
+    low, high = float(finite.min()), float(finite.max())
+    if not math.isnan(known[0]):
+        low, high = min(low, known[0]), max(high, known[1])
+    return (low, high)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -103,6 +115,10 @@ class MapView:
         self.scan = scan
         self._origin = origin
         self._buffers = _Buffers(np.full(scan.size, np.nan), scan.size // 2)
+        #: the smallest and largest finite value on the map, kept up to date
+        #: by each write of new cells; None: a cell holding a value was
+        #: written again (a recompute), look at the whole map when asked
+        self._range: tuple[float, float] | None = (math.nan, math.nan)
 
     def _sync(self, dst: np.ndarray, src: np.ndarray, first: int, stop: int) -> None:
         cells = _cells(self.scan, first, stop)
@@ -115,8 +131,22 @@ class MapView:
         if stop <= first:
             return
         grid = self._buffers.writable(self._sync)
-        grid[_cells(self.scan, first, stop)] = values[first - start : stop - start]
+        cells = _cells(self.scan, first, stop)
+        new = values[first - start : stop - start]
+        if self._range is not None:
+            if np.isfinite(grid[cells]).any():  # values replaced: may shrink the range
+                self._range = None
+            else:
+                self._range = _widened(self._range, new)
+        grid[cells] = new
         self._buffers.wrote(first, stop)
+
+    def value_range(self) -> tuple[float, float]:
+        """(min, max) of the finite values on the map; (NaN, NaN) when none.
+        Costs the new cells only, unless values were replaced since."""
+        if self._range is None:
+            self._range = _widened((math.nan, math.nan), self._buffers.array)
+        return self._range
 
     def array(self) -> np.ndarray:
         """The map, flat row-major, read-only; never written again while

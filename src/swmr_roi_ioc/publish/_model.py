@@ -6,6 +6,7 @@ PVA, the web page) turns it into values. Publishers never see frames.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -81,6 +82,8 @@ class RegionSnapshot:
     series: dict[str, np.ndarray]
     #: rows x cols map, flattened row-major, NaN where nothing has landed
     map: np.ndarray
+    #: (min, max) of the map's finite values; (NaN, NaN) when none
+    map_range: tuple[float, float] = (math.nan, math.nan)
     #: readback geometry (clamped to the frame); None for the whole frame
     readback: Geometry | None = None
     #: frame size the readbacks were clamped to, (H, W)
@@ -120,6 +123,8 @@ class Snapshot:
     frame: RegionSnapshot | None = None
     #: per-frame maxima of the whole frame placed by scan position (rows x cols, flat)
     max_map: np.ndarray | None = None
+    #: (min, max) of max_map's finite values
+    max_map_range: tuple[float, float] = (math.nan, math.nan)
     #: 0-100 while a ROI change is applied to past frames; 100 when done
     recompute_progress: float = 100.0
     #: increments whenever any array (series, maps) changed

@@ -4,7 +4,19 @@ The :class:`Publisher` reads every PV of the table from a :class:`Snapshot`
 (and the live views), compares with what it last posted and posts only the
 changes to its sinks (the CA records and the PVA server). Arrays are posted
 when their generation changed. Status changes are logged once, as the PVs
-tell them. Rate limiting is the caller's (the service's publish loop).
+tell them.
+
+Leading-edge rate limit per PV (``period``): a changed value is posted at
+once when that PV is not ahead of its schedule of one post per period, else
+it waits; each :meth:`publish` returns when the first waiting PV is due, and
+the service's publish loop calls again then. The schedule (the generic cell
+rate algorithm) allows a post up to half a period early: a 10 Hz camera's
+frames, published at 10 Hz, each go out at once whatever their jitter,
+while over any stretch of time no PV is posted more than rate_hz times a
+second (plus one). A PV that changed after a quiet period goes out at once
+(the statistics are not held back by the post of FramesWritten_RBV a few ms
+before them). The arrays of the snapshot, and the live views, are one group
+each.
 """
 
 from __future__ import annotations
@@ -32,6 +44,8 @@ class Sink(Protocol):
 
 
 _NO_ALARM = (Severity.NO_ALARM, AlarmStatus.NO_ALARM)
+#: How early (in periods) a post may come before its schedule.
+EARLY = 0.5
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -53,6 +67,12 @@ class Publisher:
         self._arrays = -1
         self._views = -1
         self._status: tuple[Any, ...] | None = None
+        #: one post per PV (per group: arrays, views) per period (s), on average
+        self.period = 0.0
+        #: each PV's (group's) next post on its schedule (monotonic time)
+        self._scheduled: dict[str, float] = {}
+        #: the earliest time a PV that waits may be posted (inf: none waits)
+        self._due = math.inf
 
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
@@ -65,33 +85,50 @@ class Publisher:
             last = self._last.get(spec.suffix)
             if last is not None and last[1:] == alarm and _same(last[0], value):
                 return
+            if not self._may_post(spec.suffix):
+                return  # posted less than a period ago: waits (``_last`` unchanged)
             self._last[spec.suffix] = (value, *alarm)
         for sink in self._sinks:
             sink.post(spec, value, alarm[0], alarm[1], stamp)
 
-    def publish(self, snap: Snapshot, views: LiveViews | None = None) -> None:
-        """Bring every PV up to ``snap`` and ``views``; cheap when little changed.
-        Statistics are stamped with the time they were computed."""
+    def _may_post(self, key: str) -> bool:
+        """``key`` (a PV, or a group) may be posted now; if so it counts as posted."""
+        now = time.monotonic()
+        scheduled = self._scheduled.get(key, -math.inf)
+        earliest = scheduled - self.period * EARLY
+        if now < earliest:
+            self._due = min(self._due, earliest)
+            return False
+        self._scheduled[key] = max(now, scheduled) + self.period
+        return True
+
+    def publish(self, snap: Snapshot, views: LiveViews | None = None) -> float:
+        """Bring every PV up to ``snap`` and ``views``, those posted less than
+        a period ago excepted; cheap when little changed. Statistics are
+        stamped with the time they were computed. Returns the monotonic time
+        at which a PV left waiting may be posted (inf: none waits)."""
+        self._due = math.inf
         now = time.time()
         data_time = snap.stats_time if snap.stats_time is not None else now
         for spec in (*self._by_source[Source.SNAPSHOT], *self._by_source[Source.CLOCK]):
             assert spec.read is not None
             alarm = spec.alarm(snap) if spec.alarm is not None else _NO_ALARM
             self._post(spec, spec.read(snap), alarm, data_time if spec.data_time else now)
-        if snap.arrays_generation != self._arrays:
+        if snap.arrays_generation != self._arrays and self._may_post("arrays"):
             self._arrays = snap.arrays_generation
             for spec in self._by_source[Source.ARRAYS]:
                 assert spec.read is not None
                 value = spec.read(snap)
                 if value is not None:
                     self._post(spec, value, _NO_ALARM, data_time, compare=False)
-        if views is not None and views.generation != self._views:
+        if views is not None and views.generation != self._views and self._may_post("views"):
             self._views = views.generation
             for spec in self._by_source[Source.VIEWS]:
                 assert spec.read is not None
                 value = spec.read(views)
                 self._post(spec, value, _NO_ALARM, now, compare=spec.length == 1)
         self._log_status(snap)
+        return self._due
 
     def publish_clock(self, uptime: float, array_rate: float) -> None:
         """Only what changes with time alone (Uptime_RBV, ArrayRate_RBV)."""

@@ -103,14 +103,32 @@ def update_value(
         rows, cols = shape if shape is not None else (1, flat.size)
         if rows * cols > flat.size or rows * cols == 0:
             rows, cols = (1, flat.size)
-        out = NTNDArray().wrap(flat[: rows * cols].reshape(rows, cols))
-        out["uniqueId"] = unique_id
-        out["dataTimeStamp"] = when
+        out = _ndarray(nt, flat[: rows * cols], rows, cols, unique_id, when)
     else:
         out = Value(nt, {"value": _plain(spec, value)})
     out["alarm"] = alarm
     out["timeStamp"] = when
     return out
+
+
+def _ndarray(
+    nt: Type, flat: np.ndarray, rows: int, cols: int, unique_id: int, when: dict[str, int]
+) -> Value:
+    """A 2-D float64 NTNDArray as ``NTNDArray().wrap`` makes it (x first in
+    ``dimension``, ColorMode 0), built without copying the array twice."""
+    size = flat.nbytes
+    return Value(nt, {
+        "value": ("doubleValue", flat),
+        "compressedSize": size,
+        "uncompressedSize": size,
+        "uniqueId": unique_id,
+        "dataTimeStamp": when,
+        "attribute": [{"name": "ColorMode", "value": 0}],
+        "dimension": [
+            {"size": n, "offset": 0, "fullSize": n, "binning": 1, "reverse": False}
+            for n in (cols, rows)
+        ],
+    })  # fmt: skip
 
 
 def _plain(spec: PvSpec, raw: Any) -> Any:

@@ -9,7 +9,6 @@ ophyd-async device and the README against it. The table is built per config
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -154,14 +153,6 @@ def _wave(suffix: str, doc: str, length: int, read: Callable[[Any], Any], **kw: 
     return PvSpec(suffix, Kind.WAVEFORM, doc, source, read, initial, length, **kw)
 
 
-def _range(values: np.ndarray) -> tuple[float, float]:
-    """(min, max) ignoring NaN; (NaN, NaN) when nothing landed yet."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return (math.nan, math.nan)
-    return (float(finite.min()), float(finite.max()))
-
-
 def _status_alarm(snap: Snapshot) -> tuple[Severity, AlarmStatus]:
     if snap.link_alarm:
         return (snap.severity, AlarmStatus.LINK)
@@ -232,9 +223,9 @@ def _region(index: int | None, config: IocConfig) -> Iterator[PvSpec]:
         p + "Map", "Total placed by scan position, row-major, NaN = not yet", cells,
         lambda s: region(s).map, data_time=True, ndarray=NdArray.MAP,
     )  # fmt: skip
-    yield _ai(p + "MapMin_RBV", "smallest value in Map", lambda s: _range(region(s).map)[0],
+    yield _ai(p + "MapMin_RBV", "smallest value in Map", lambda s: region(s).map_range[0],
               data_time=True)  # fmt: skip
-    yield _ai(p + "MapMax_RBV", "largest value in Map", lambda s: _range(region(s).map)[1],
+    yield _ai(p + "MapMax_RBV", "largest value in Map", lambda s: region(s).map_range[1],
               data_time=True)  # fmt: skip
     yield _li(p + "MaxSizeX_RBV", "frame width", lambda s: region(s).frame_shape[1])
     yield _li(p + "MaxSizeY_RBV", "frame height", lambda s: region(s).frame_shape[0])
@@ -247,13 +238,10 @@ def _region(index: int | None, config: IocConfig) -> Iterator[PvSpec]:
             lambda s: s.max_map, data_time=True, ndarray=NdArray.MAP,
         )  # fmt: skip
 
-        def max_map_range(s: Snapshot) -> tuple[float, float]:
-            return (math.nan, math.nan) if s.max_map is None else _range(s.max_map)
-
         yield _ai(p + "MaxMapMin_RBV", "smallest value in MaxMap",
-                  lambda s: max_map_range(s)[0], data_time=True)  # fmt: skip
+                  lambda s: s.max_map_range[0], data_time=True)  # fmt: skip
         yield _ai(p + "MaxMapMax_RBV", "largest value in MaxMap",
-                  lambda s: max_map_range(s)[1], data_time=True)  # fmt: skip
+                  lambda s: s.max_map_range[1], data_time=True)  # fmt: skip
         return
 
     roi = config.rois[index]

@@ -243,7 +243,8 @@ def test_views_equal_a_rebuild_after_any_writes(
 ) -> None:
     """Live batches (with gaps: a ROI not in use), recomputes of past frames,
     Reset, restart, new scan shapes and series lengths, in any order: every
-    map and series shown equals the one built from the store, and an array
+    map and series shown equals the one built from the store, its range is
+    numpy's, and an array
     handed out never changes while it is held (every other op's arrays are
     held; the others are dropped, so their buffers are written again)."""
     rng = np.random.default_rng(seed)
@@ -269,6 +270,9 @@ def test_views_equal_a_rebuild_after_any_writes(
             shown = region.placed(key, scan)
             assert not shown.flags.writeable
             assert_same_bits(shown, _placed_from_store(region, key, scan))
+            finite = shown[np.isfinite(shown)]
+            want = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
+            np.testing.assert_array_equal(region.placed_range(key, scan), want)
             if hold:
                 handed.append((shown, shown.copy()))
         series = region.series(length)
