@@ -235,6 +235,8 @@ class Lifecycle:
         self._current = current
         self._on_finished = on_finished
         self._cfg = state.config.source
+        #: read errors on one file are retried this long
+        self._give_up = max(self._cfg.timeout, GIVE_UP_MIN_S)
         self.phase = Phase.OPENING
         self._path: Path | None = None
         self._keys_watch: KeysLag | None = None
@@ -310,9 +312,13 @@ class Lifecycle:
                 else:
                     self._status(hooks, Status.WAITING, f"Waiting to open {name}: {exc}")
                 log.debug("open %s: %s", hooks.path, exc)
-                ended = hooks.ended(0) is not None
-                if late and ended and not isinstance(exc, NotSwmrFileError):
-                    return None  # its writer is done with it and it is unreadable
+                # its writer is done with it and it is unreadable; a worker lost
+                # (stuck, killed) says nothing of the file: tried in its
+                # replacement, up to the retry policy's give-up time
+                lost = isinstance(exc, WorkerLostError) and now - first_failure < self._give_up
+                readable_later = lost or isinstance(exc, NotSwmrFileError)
+                if late and not readable_later and hooks.ended(0) is not None:
+                    return None
             if await hooks.wait(delay) is False:
                 delay = min(delay * 2, 1.0)
             if hooks.abandoned() is not None:
@@ -384,7 +390,7 @@ class Lifecycle:
         self._keys_watch = None
         self.phase = Phase.FOLLOWING
         self._status(hooks, Status.FOLLOWING, f"Following {name}")
-        retry = RetryPolicy(max(self._cfg.timeout, GIVE_UP_MIN_S))
+        retry = RetryPolicy(self._give_up)
         last_check = time.monotonic()
         poll = POLL_MIN
         ended: str | None = None
