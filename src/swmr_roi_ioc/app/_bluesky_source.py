@@ -289,8 +289,8 @@ class BlueskySource:
                 f"{how}; waiting for the next start",
             )
             return run.next_start
-        try:
-            path = local_path(run.file.uri, self._state.config.data_root)
+        try:  # in a thread: resolving on a file server that hangs blocks that thread only
+            path = await asyncio.to_thread(local_path, run.file.uri, self._state.config.data_root)
         except PathRefusedError as exc:
             self._status(run, Status.ERROR, f"Refusing the run's file: {exc}")
             await self._until(run, lambda: False)  # its Error stays shown
