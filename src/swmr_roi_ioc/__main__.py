@@ -161,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--rate", type=float, default=10.0, help="frames per second; 0 = flat out")
     sim.add_argument(
+        "--burst", type=int, default=0, metavar="N",
+        help="write the first N frames flat out, then the rest at --rate",
+    )  # fmt: skip
+    sim.add_argument(
         "--shape", type=int, nargs=2, metavar=("H", "W"), default=(256, 320), help="frame size"
     )
     sim.add_argument(
@@ -263,6 +267,7 @@ def _simulate(args: argparse.Namespace) -> int:
         options = SimOptions(
             frames=frames,
             rate_hz=args.rate,
+            burst=args.burst,
             shape=(args.shape[0], args.shape[1]),
             dtype=args.dtype,
             scan=scan,

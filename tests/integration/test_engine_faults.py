@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aioca import FORMAT_TIME, caget
+from aioca import FORMAT_TIME, caget, caput
 
 from tests.conftest import Process, swmr_roi_ioc
 from tests.integration.helpers import message_of, read_frames, truth, wait_for, write_config
@@ -250,3 +250,53 @@ async def test_parallel_catch_up_equals_numpy(
     frame_total = np.asarray(await caget(f"{prefix}Frame:TSTotal", count=frames))
     np.testing.assert_array_equal(frame_total, got.astype(np.float64).sum(axis=(1, 2)))
     assert not loaded_hdf5(ioc.proc.pid)
+
+
+def _read_bytes(pids: list[int]) -> dict[int, int]:
+    """Bytes each process has read through read()/pread() (its rchar)."""
+    out = {}
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                out[pid] = int(line.split()[1])
+    return out
+
+
+async def test_recompute_reads_on_every_worker(
+    tmp_path: Path, prefix: str, processes: list[Process]
+) -> None:
+    """A ROI moved after the scan is recomputed for every past frame by both
+    workers in parallel (each reads a large share of the frames again), and
+    every frame's new statistics equal numpy's."""
+    data = tmp_path / "data"
+    data.mkdir()
+    h5 = data / "scan.h5"
+    frames = 1000  # 160 kB each: 160 MB read again
+    args = ["--frames", str(frames), "--rate", "0", "--dtype", "uint16", "--scan", "20", "50"]
+    writer = Process(swmr_roi_ioc("simulate", str(h5), *args))
+    processes.append(writer)
+    assert writer.wait(120) == 0
+    ioc = start_ioc(tmp_path, prefix, processes, timeout=1.0)
+    await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v == frames, 120)
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == FINISHED, 30)
+    pids = workers_of(ioc.proc.pid)
+    assert len(pids) == 2, pids
+    before = _read_bytes(pids)
+
+    await caput(f"{prefix}1:MinX", 100, wait=True)
+    await wait_for(f"{prefix}RecomputeProgress_RBV", lambda v: v == 100, 120)
+    got = read_frames(h5)
+    want = truth(got, 100, 20, 40, 30, bgd=2)
+    await wait_for(
+        f"{prefix}1:TSTotal",
+        lambda v: np.array_equal(np.asarray(v)[:frames], want["total"]),
+        30,
+    )
+    for stat, pv in [("net", "TSNet"), ("min", "TSMinValue"), ("max", "TSMaxValue"),
+                     ("mean", "TSMeanValue")]:  # fmt: skip
+        series = np.asarray(await caget(f"{prefix}1:{pv}", count=frames))
+        np.testing.assert_allclose(series, want[stat], rtol=1e-12, err_msg=stat)
+    after = _read_bytes(pids)
+    share = {pid: (after[pid] - before[pid]) / got.nbytes for pid in pids}
+    assert all(s > 0.2 for s in share.values()), share  # both took part
+    assert sum(share.values()) > 0.95, share  # every frame read again

@@ -150,6 +150,15 @@ async def test_snake_maps_views_recompute_and_nexus(
         raw = entry["instrument/detector/data"]
         assert raw.shape == frames.shape
 
+    # new histogram settings after the scan (its file is closed, the NeXus
+    # file written): made again from the latest frame the engine keeps
+    await caput(f"{prefix}HistSize", 16, wait=True)
+    await caput(f"{prefix}HistMax", 1024.0, wait=True)
+    inside = last[last < 1024]
+    regrouped = np.bincount(inside * 16 // 1024, minlength=16).astype(float).tolist()
+    await wait_for(f"{prefix}Histogram_RBV", lambda v: np.asarray(v)[:16].tolist() == regrouped, 10)
+    assert int(await caget(f"{prefix}HistAbove_RBV")) == int((last >= 1024).sum())
+
     # after the scan: move ROI 1; within 10 s every past frame is recomputed
     new_x = 200
     await caput(f"{prefix}1:MinX", new_x, wait=True)

@@ -33,7 +33,7 @@ class CurrentAcquisition:
     async def replace(self, acquisition: RemoteAcquisition | None) -> None:
         old, self.acquisition, self.finished = self.acquisition, acquisition, False
         if old is not None and old is not acquisition:
-            await old.close()
+            await old.release()
 
     async def finish(self) -> None:
         """The writer finished: close the file, keep what is needed to reopen it."""
@@ -43,13 +43,13 @@ class CurrentAcquisition:
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncGenerator[RemoteAcquisition | None]:
-        """A handle to read processed frames again (a ROI change): the file
-        opened once more, in another worker than the live one when there is
-        one; None if there is no acquisition. Raises RewrittenError (a
+        """A handle to read processed frames again (a ROI change): the
+        acquisition itself while it is followed, else its file opened once
+        more; None if there is no acquisition. Raises RewrittenError (a
         READ_ERROR) if another file took its place."""
         acq = self.acquisition
-        if acq is None:
-            yield None
+        if acq is None or not acq.closed:
+            yield acq
             return
         fresh = await acq.reopen()
         try:

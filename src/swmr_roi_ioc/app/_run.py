@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from swmr_roi_ioc.config import IocConfig
 from swmr_roi_ioc.engine import WorkerPool
-from swmr_roi_ioc.publish import Ioc, LiveViews, Publisher, Severity, Status, write_screens
+from swmr_roi_ioc.publish import Ioc, Publisher, Severity, Status, write_screens
 
 if TYPE_CHECKING:
     from swmr_roi_ioc.publish.web import WebPage
@@ -34,40 +34,33 @@ log = logging.getLogger(__name__)
 #: if its PV was last published over a period ago (leading edge), else at the
 #: end of that period; never more than rate_hz updates per PV.
 NOTICE_S = 0.02
+#: How often the histogram settings are looked at (a put shows this soon).
+VIEW_SETTINGS_S = 0.05
 #: The interpreter's thread switch interval in the IOC process (default 5 ms).
 SWITCH_INTERVAL_S = 0.0005
 
 
 async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: float) -> None:
     """Coalesced, leading-edge publishing: at most rate_hz updates per PV,
-    whatever the frame rate. Histogram and image of the latest frame are
-    computed off the event loop, only when the frame changed; they follow the
-    statistics one period later, so they never delay the numbers."""
+    whatever the frame rate. The histogram and image of the latest frame come
+    made by the engine worker (at most rate_hz); publishing them is setting
+    their records."""
     period = 1.0 / rate_hz
     notice = min(period, NOTICE_S)
     loop = asyncio.get_running_loop()
-    views: LiveViews | None = None
-    computing: asyncio.Future[LiveViews | None] | None = None
     shown: tuple[int, int] | None = None
     published = -math.inf  # loop time of the last publish of the state
     clock = -math.inf
     while True:
         now = loop.time()
         try:
-            if computing is not None and computing.done():
-                done, computing = computing, None
-                views = done.result()
-                shown = None  # publish them (at the next period)
-            if (state.version, state.frame_generation) != shown:
+            if (state.version, state.views_generation) != shown:
                 if now - published < period:  # published less than a period ago
                     await asyncio.sleep(published + period - now)
                     continue
-                shown = (state.version, state.frame_generation)
+                shown = (state.version, state.views_generation)
                 published = clock = now  # its start: one publish per period
-                publisher.publish(state.snapshot(), views)
-                stale = views is None or views.generation != state.frame_generation
-                if stale and computing is None:  # off the loop, not waited for
-                    computing = asyncio.ensure_future(asyncio.to_thread(state.live_views))
+                publisher.publish(state.snapshot(), state.live_views())
             elif now - clock >= period:
                 # nothing changed but the clock: Uptime_RBV and ArrayRate_RBV's
                 # decay only, so an idle IOC costs next to nothing
@@ -77,6 +70,18 @@ async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: f
             log.exception("publishing failed")
             published = clock = loop.time()
         await asyncio.sleep(notice)
+
+
+async def _view_settings_forever(state: ServiceState, current: CurrentAcquisition) -> None:
+    """New histogram settings (HistSize/HistMin/HistMax puts) go to the
+    engine worker that makes the live views; it makes them again at once."""
+    sent = state.view_params()
+    while True:
+        await asyncio.sleep(VIEW_SETTINGS_S)
+        params = state.view_params()
+        if params != sent and (acq := current.acquisition) is not None:
+            await acq.configure_views(params)
+        sent = params
 
 
 async def _idle_source(state: ServiceState) -> None:
@@ -152,7 +157,11 @@ class Service:
             ),
             asyncio.create_task(source, name="source"),
             asyncio.create_task(
-                recompute_forever(self.state, self.current, self._finished), name="recompute"
+                recompute_forever(self.state, self.current, self.pool.size, self._finished),
+                name="recompute",
+            ),
+            asyncio.create_task(
+                _view_settings_forever(self.state, self.current), name="view-settings"
             ),
         ]
         if self.ioc.pva is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from swmr_roi_ioc.config import IocConfig
+from swmr_roi_ioc.engine import ViewParams
 from swmr_roi_ioc.publish import (
     Geometry,
     LiveViews,
@@ -31,7 +32,7 @@ from swmr_roi_ioc.publish import (
     map_capacity,
     map_shape,
 )
-from swmr_roi_ioc.stats import FrameStats, Roi, ScanGeometry, bin_image, clamp_roi, histogram
+from swmr_roi_ioc.stats import FrameStats, Roi, ScanGeometry, clamp_roi
 
 from ._clamped import outside, outside_remark
 from ._series import RegionSeries
@@ -102,8 +103,11 @@ class ServiceState:
         self._generation = 0
         hist = config.publish.histogram
         self._hist = (hist.bins, hist.min, hist.max)
-        self._latest_frame: np.ndarray | None = None
-        self._frame_generation = 0
+        #: how many times the histogram settings changed
+        self._hist_generation = 0
+        #: the newest live views an engine worker made, and how many came
+        self._views: LiveViews | None = None
+        self._views_generation = 0
         #: ROI index -> how many times its geometry changed (recompute requests)
         self._roi_generation = [0] * len(config.rois)
         self._recompute_progress = 100.0
@@ -176,7 +180,6 @@ class ServiceState:
             self._stats_time = None
             for region in [*self._regions, self._frame]:
                 region.restart()
-            self._latest_frame = None
             self._wanted.clear()
             self._recompute_progress = 100.0
             self._generation += 1
@@ -269,9 +272,8 @@ class ServiceState:
         rois: Sequence[FrameStats | None],
         frame: FrameStats,
         unique_id: int,
-        last_frame: np.ndarray | None = None,
     ) -> None:
-        """Results of frames [start, start + n) computed by the pipeline."""
+        """Results of frames [start, start + n) computed by an engine worker."""
         n = len(frame.total)
         with self._lock:
             self._version += 1
@@ -284,9 +286,6 @@ class ServiceState:
             self._unique_id = unique_id
             self._stats_time = time.time()
             self._generation += 1
-            if last_frame is not None:
-                self._latest_frame = last_frame
-                self._frame_generation += 1
             self._rates.append((time.monotonic(), self._counter))
 
     # -- retroactive ROI changes ---------------------------------------------
@@ -358,7 +357,7 @@ class ServiceState:
             if not hi > lo:
                 raise ValueError(f"HistMax ({hi:g}) must be greater than HistMin ({lo:g})")
             self._hist = (bins, lo, hi)
-            self._frame_generation += 1
+            self._hist_generation += 1
 
     def reset(self) -> None:
         with self._lock:
@@ -378,32 +377,30 @@ class ServiceState:
         (t0, c0), (t1, c1) = self._rates[0], self._rates[-1]
         return (c1 - c0) / max(t1 - t0, 1e-3)
 
-    def live_views(self) -> LiveViews | None:
-        """Histogram and binned image of the latest frame (numpy work: call it
-        off the event loop, at the publish rate)."""
+    def view_params(self) -> ViewParams:
+        """How the engine makes the live views (histogram, binned image)."""
         with self._lock:
-            frame = self._latest_frame
             bins, low, high = self._hist
-            generation = self._frame_generation
-        if frame is None:
-            return None
-        hist = histogram(frame, bins, low, high)
-        image = bin_image(frame, self.config.publish.image_max_size)
-        return LiveViews(
-            histogram=hist.counts,
-            histogram_x=hist.centres,
-            below=hist.below,
-            above=hist.above,
-            hist_size=bins,
-            hist_min=low,
-            hist_max=high,
-            image=image,
-            generation=generation,
-        )
+            generation = self._hist_generation
+        publish = self.config.publish
+        return ViewParams(bins, low, high, publish.image_max_size, 1.0 / publish.rate_hz,
+                          generation)  # fmt: skip
+
+    def set_live_views(self, views: LiveViews) -> None:
+        """The histogram and binned image of the newest frame, made by the
+        engine worker following the file (at most rate_hz)."""
+        with self._lock:
+            self._views_generation += 1
+            self._views = replace(views, generation=self._views_generation)
+
+    def live_views(self) -> LiveViews | None:
+        """The newest live views (made by the engine; no work here)."""
+        return self._views
 
     @property
-    def frame_generation(self) -> int:
-        return self._frame_generation
+    def views_generation(self) -> int:
+        """Changes when new live views arrived."""
+        return self._views_generation
 
     def _readback(self, index: int) -> Geometry:
         return _clamped(self._rois[index], self._frame_shape)

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,6 @@ from swmr_roi_ioc.stats import FrameStats, Roi, compute_stats
 from ._errors import DataLostError, RewrittenError, TruncatedError
 from ._pipeline import FramePipeline
 from ._protocol import Batch, FileSpec, Opened, Polled
-from ._slots import FrameSlots
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +45,11 @@ FirstFrame = tuple[int, int, bytes]
 @dataclass
 class _Sink:
     """The pipeline's sink in a worker: the ROIs of the request, the batches
-    to send back; the newest frame goes to the shared slots, not the pipe."""
+    to send back, and the newest frame (for the live views, not the pipe)."""
 
     rois: list[Roi | None]
-    slots: FrameSlots | None
     batches: list[Batch]
+    latest: np.ndarray | None = None
 
     def rois_for_next_batch(self) -> list[Roi | None]:
         return self.rois
@@ -63,10 +62,9 @@ class _Sink:
         unique_id: int,
         last_frame: np.ndarray | None = None,
     ) -> None:
-        slot = None
-        if last_frame is not None and self.slots is not None:
-            slot = self.slots.put(last_frame)
-        self.batches.append(Batch(start, list(rois), frame, unique_id, slot))
+        if last_frame is not None:
+            self.latest = last_frame
+        self.batches.append(Batch(start, list(rois), frame, unique_id))
 
 
 class FollowedFile:
@@ -79,13 +77,14 @@ class FollowedFile:
         follower: KeyFollower,
         pipeline: FramePipeline,
         fd: int,
-        slots: FrameSlots | None,
+        on_frame: Callable[[np.ndarray], None] | None,
     ) -> None:
         self.path = Path(spec.path)
         self._h5file = h5file
         self.follower = follower
         self._pipeline = pipeline
-        self._slots = slots
+        #: where the newest frame of each request goes (the live views)
+        self._on_frame = on_frame
         #: our own descriptor of the file: its size, whatever the path names now
         self._fd = fd
         self._size = os.fstat(fd).st_size
@@ -98,8 +97,11 @@ class FollowedFile:
         self.first_frame: FirstFrame | None = spec.first_frame
 
     @classmethod
-    def open(cls, spec: FileSpec, slots_path: str | None) -> FollowedFile:
-        """Open ``spec.path``; raises OSError, KeyError, ValueError."""
+    def open(
+        cls, spec: FileSpec, on_frame: Callable[[np.ndarray], None] | None = None
+    ) -> FollowedFile:
+        """Open ``spec.path``; raises OSError, KeyError, ValueError. The newest
+        frame of each request is given to ``on_frame`` (the live views)."""
         path = Path(spec.path)
         h5file = open_swmr(path)
         fd = -1
@@ -125,11 +127,9 @@ class FollowedFile:
                 keys_decide=mode == "wait",
             )
             reader = FrameReader(spec.dataset, h5file, scan_rank)
-            sink = _Sink([], None, [])
+            sink = _Sink([], [])
             pipeline = FramePipeline(sink, reader, h5file, follower)
-            shape = (int(dset.shape[-2]), int(dset.shape[-1]))
-            slots = FrameSlots.create(slots_path, shape, dset.dtype) if slots_path else None
-            followed = cls(spec, h5file, follower, pipeline, fd, slots)
+            followed = cls(spec, h5file, follower, pipeline, fd, on_frame)
             followed._sink = sink  # noqa: SLF001 - set once, here
             followed.keys_mode = mode
             return followed
@@ -145,12 +145,10 @@ class FollowedFile:
     def opened(self) -> Opened:
         dset = self._pipeline.dataset
         shape = self._pipeline.frame_shape
-        slots = None if self._slots is None else self._slots.describe()
         return Opened(
             frame_shape=(int(shape[-2]), int(shape[-1])),
             dtype=dset.dtype.str,
             itemsize=int(dset.dtype.itemsize),
-            slots=slots,
             keys_mode=self.keys_mode,
         )
 
@@ -246,11 +244,13 @@ class FollowedFile:
         self._check_size()
         self._sink.rois = rois
         self._sink.batches = []
-        self._sink.slots = self._slots
+        self._sink.latest = None
         done = self._pipeline.process(first, stop)
         # truncated meanwhile: frames read past the new end are zeros, so
-        # nothing is sent and they are read again on resume
+        # nothing is sent (nor shown) and they are read again on resume
         self._check_size()
+        if self._sink.latest is not None and self._on_frame is not None:
+            self._on_frame(self._sink.latest)
         if self.first_frame is None:
             self.first_frame = self._frame0_bytes()
         return done, self._sink.batches
@@ -272,8 +272,6 @@ class FollowedFile:
             log.debug("closing %s: %s", self.path, exc)
         finally:
             os.close(self._fd)
-            if self._slots is not None:
-                self._slots.close()
 
 
 def keys_lag_mode(configured: str | None, h5file: h5py.File) -> str:

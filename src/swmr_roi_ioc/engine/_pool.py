@@ -21,16 +21,16 @@ import contextlib
 import itertools
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
+
+from swmr_roi_ioc.stats import LiveViews
 
 from ._errors import WorkerLostError, rebuild
 
@@ -44,17 +44,19 @@ WATCH_S = 0.25
 PING_S = 5.0
 #: A worker not ready after this long (imports, on a loaded machine) is replaced.
 STARTUP_S = 120.0
-#: Where the shared frame slots live (memory, not disk), if it exists.
-SHM_DIR = "/dev/shm"
-
 #: what a blocked call is about: (its file, seconds blocked, past stall_timeout)
 BlockedCallback = Callable[[str, float, bool], None]
+#: where a file's live views go (see ``WorkerPool.watch_views``)
+ViewsCallback = Callable[[LiveViews], None]
 
 
 class _Worker:
     """One worker process and its socket; one call at a time."""
 
-    def __init__(self, index: int, generation: int) -> None:
+    def __init__(
+        self, index: int, generation: int, on_views: Callable[[int, LiveViews], None]
+    ) -> None:
+        self._on_views = on_views
         self.name = f"engine-{index}.{generation}"
         ours, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -95,6 +97,9 @@ class _Worker:
         if reply[0] == "ready":
             if not self.ready.done():
                 self.ready.set_result(None)
+            return
+        if reply[0] == "views":  # pushed, not a reply
+            self._on_views(reply[1], reply[2])
             return
         if self.future is not None and not self.future.done():
             self.future.set_result(reply)
@@ -148,9 +153,8 @@ class WorkerPool:
         self._generations = itertools.count()
         self._watch: asyncio.Task[None] | None = None
         self._pings: set[asyncio.Task[None] | None] = set()
-        base = SHM_DIR if os.path.isdir(SHM_DIR) else None
-        #: the shared frame slots of the acquisitions (removed on close)
-        self.slots_dir = tempfile.mkdtemp(prefix="swmr-roi-", dir=base)
+        #: file key -> where its live views go
+        self._views: dict[int, ViewsCallback] = {}
         #: when the reads of a file first stopped returning (across workers)
         self._blocked_since: dict[str, float] = {}
 
@@ -158,7 +162,9 @@ class WorkerPool:
         """Start the worker processes (from the event loop's thread); they
         import and get ready while the IOC builds its records."""
         if not self._workers:
-            self._workers = [_Worker(i, next(self._generations)) for i in range(self.size)]
+            self._workers = [
+                _Worker(i, next(self._generations), self._views_made) for i in range(self.size)
+            ]
 
     async def start(self) -> None:
         """Spawn (if not yet) and watch the workers."""
@@ -173,13 +179,24 @@ class WorkerPool:
                     await task
         workers, self._workers = self._workers, []
         await asyncio.to_thread(lambda: [w.close(wait_s=2.0) for w in workers])
-        shutil.rmtree(self.slots_dir, ignore_errors=True)
+
+    def watch_views(self, key: int, callback: ViewsCallback | None) -> None:
+        """Live views of file ``key`` go to ``callback`` (None: nowhere)."""
+        if callback is None:
+            self._views.pop(key, None)
+        else:
+            self._views[key] = callback
+
+    def _views_made(self, key: int, views: LiveViews) -> None:
+        callback = self._views.get(key)
+        if callback is not None:  # else a file already forgotten
+            callback(views)
 
     def _replace(self, index: int) -> _Worker:
         old = self._workers[index]
         with contextlib.suppress(Exception):
             old.close()
-        worker = _Worker(index, next(self._generations))
+        worker = _Worker(index, next(self._generations), self._views_made)
         self._workers[index] = worker
         log.info("worker %s replaced by %s", old.name, worker.name)
         return worker

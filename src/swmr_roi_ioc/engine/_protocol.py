@@ -3,14 +3,16 @@
 Requests are ``(op, args)`` tuples; a reply is ``("ok", value)`` or
 ``("error", kind, message)`` (see ``_errors.rebuild``). Values are these
 small dataclasses, ``FrameStats`` (a few float64 arrays) and plain types;
-frames never cross the pipe (the newest goes through ``FrameSlots``).
+frames never cross the pipe. Besides the replies, a worker pushes
+``("views", key, LiveViews)``: the histogram and binned image of the newest
+frame of file ``key``, at most once per ``ViewParams.period``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from swmr_roi_ioc.stats import FrameStats, Roi
+from swmr_roi_ioc.stats import FrameStats, LiveViews, Roi
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,19 @@ class FileSpec:
 
 
 @dataclass(frozen=True)
-class SlotsInfo:
-    """The shared file holding the newest frames (see FrameSlots)."""
+class ViewParams:
+    """How the live views of a file's newest frame are made."""
 
-    path: str
-    shape: tuple[int, int]
-    dtype: str
-    count: int
+    #: the histogram: bins over [low, high) (HistSize, HistMin, HistMax)
+    bins: int
+    low: float
+    high: float
+    #: the binned image's longest side at most this (publish.image_max_size)
+    image_max: int
+    #: at most one computation per period (1 / publish.rate_hz)
+    period: float
+    #: the IOC's count of histogram settings changes
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,6 @@ class Opened:
     frame_shape: tuple[int, int]
     dtype: str
     itemsize: int
-    slots: SlotsInfo | None
     #: how configured keys lagging the data are handled: "extent" | "wait"
     keys_mode: str = "wait"
 
@@ -69,8 +76,6 @@ class Batch:
     rois: list[FrameStats | None]
     frame: FrameStats
     unique_id: int
-    #: FrameSlots slot holding the batch's last frame, if sent
-    slot: int | None
 
 
 @dataclass(frozen=True)
@@ -81,4 +86,4 @@ class Processed:
     first_frame: tuple[int, int, bytes] | None
 
 
-__all__ = ["Batch", "FileSpec", "Opened", "Polled", "Processed", "Roi", "SlotsInfo"]
+__all__ = ["Batch", "FileSpec", "LiveViews", "Opened", "Polled", "Processed", "Roi", "ViewParams"]

@@ -13,20 +13,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-
-from swmr_roi_ioc.stats import FrameStats, Roi
+from swmr_roi_ioc.stats import FrameStats, LiveViews, Roi
 
 from ._errors import WorkerLostError
 from ._pool import WorkerPool
-from ._protocol import FileSpec, Opened, Polled, Processed
-from ._slots import FrameSlots
+from ._protocol import FileSpec, Opened, Polled, Processed, ViewParams
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +32,12 @@ HOP_FRAMES = 256
 HOP_BYTES = 256 * 2**20
 #: A backlog of at least this many hops is shared with the other workers.
 PARALLEL_HOPS = 2
-#: The worker that follows live; reading again (a ROI change) uses the next.
+#: Frames read again per request (a ROI change): at most this many bytes, so
+#: live frames queued behind it in the same worker wait a few ms only.
+REREAD_BYTES = 64 * 2**20
+REREAD_FRAMES = 1024
+#: The worker that follows live.
 LIVE_WORKER = 0
-READ_AGAIN_WORKER = 1
 
 _keys = itertools.count(1)
 
@@ -49,27 +48,29 @@ class StatsSink(Protocol):
     def rois_for_next_batch(self) -> list[Roi | None]: ...
 
     def add_batch(
-        self,
-        start: int,
-        rois: Sequence[FrameStats | None],
-        frame: FrameStats,
-        unique_id: int,
-        last_frame: np.ndarray | None = None,
+        self, start: int, rois: Sequence[FrameStats | None], frame: FrameStats, unique_id: int
     ) -> None: ...
+
+    def view_params(self) -> ViewParams: ...
+
+    def set_live_views(self, views: LiveViews) -> None: ...
 
 
 class RemoteAcquisition:
     """An open file being followed by a worker. Create with :meth:`open`."""
 
-    def __init__(self, pool: WorkerPool, spec: FileSpec, sink: StatsSink, worker: int) -> None:
+    def __init__(
+        self, pool: WorkerPool, spec: FileSpec, sink: StatsSink, worker: int, *, views: bool
+    ) -> None:
         self.path = Path(spec.path)
         self._pool = pool
         self._spec = spec
         self._sink = sink
         self._worker = worker
         self._key = next(_keys)
-        self._slots_path = os.path.join(pool.slots_dir, f"{self._key}.frames")
-        self._slots: FrameSlots | None = None
+        #: its worker makes the live views of its newest frames (the live
+        #: handle; helpers and handles reading again show no frames)
+        self._views = views
         self._open_in_worker = False
         #: helper handles of this file in the other workers (catch-up), by worker
         self._helpers: dict[int, RemoteAcquisition] = {}
@@ -97,7 +98,7 @@ class RemoteAcquisition:
         cls, pool: WorkerPool, spec: FileSpec, sink: StatsSink, *, worker: int = LIVE_WORKER
     ) -> RemoteAcquisition:
         """Open in a worker; raises the worker's READ error."""
-        acq = cls(pool, spec, sink, worker)
+        acq = cls(pool, spec, sink, worker, views=True)
         await acq._ensure_open()
         return acq
 
@@ -118,20 +119,28 @@ class RemoteAcquisition:
             self._open_in_worker = False  # the next call opens it again
             raise
 
+    @property
+    def closed(self) -> bool:
+        """Closed by :meth:`close`: it never opens its file again."""
+        return self._closed
+
     async def _ensure_open(self) -> None:
         if self._open_in_worker:
             return
+        if self._closed:
+            raise OSError(f"{self.path} is closed")
         spec = FileSpec(
             self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
             self._spec.finished, self._first_frame, self._spec.keys_lag,
         )  # fmt: skip
-        opened = await self._call("open", self._key, spec, self._slots_path)
+        views = self._sink.view_params() if self._views else None
+        if views is not None:
+            self._pool.watch_views(self._key, self._sink.set_live_views)
+        opened = await self._call("open", self._key, spec, views)
         assert isinstance(opened, Opened)
         if self._opened is not None and opened.frame_shape != self._opened.frame_shape:
             raise WorkerLostError(f"{self.path} changed its frame shape")
         self._opened = opened
-        if opened.slots is not None and self._slots is None:
-            self._slots = FrameSlots.attach(opened.slots)
         self._open_in_worker = True
         if self._first_frame is not None:
             await self._call("check_same", self._key)
@@ -149,11 +158,16 @@ class RemoteAcquisition:
             self.last_new = time.monotonic()  # frames arrive, keys or not: no timeout
         return self.complete
 
-    def _hop(self) -> int:
+    def _hop(self, frames: int = HOP_FRAMES, nbytes: int = HOP_BYTES) -> int:
         assert self._opened is not None
         shape = self._opened.frame_shape
         frame_bytes = max(1, shape[0] * shape[1] * self._opened.itemsize)
-        return max(1, min(HOP_FRAMES, HOP_BYTES // frame_bytes))
+        return max(1, min(frames, nbytes // frame_bytes))
+
+    @property
+    def reread_hop(self) -> int:
+        """Frames per :meth:`roi_stats` request (REREAD_BYTES, REREAD_FRAMES)."""
+        return self._hop(REREAD_FRAMES, REREAD_BYTES)
 
     async def process(self) -> int:
         """Process up to a hop (HOP_FRAMES, HOP_BYTES) of complete frames per
@@ -187,24 +201,31 @@ class RemoteAcquisition:
         self.last_new = time.monotonic()
         return self.done - first
 
+    async def _helper(self, part: int) -> RemoteAcquisition:
+        """This file open in the ``part``-th worker after its own (part > 0)."""
+        if self._closed:
+            raise OSError(f"{self.path} is closed")
+        worker = (self._worker + part) % self._pool.size
+        helper = self._helpers.get(worker)
+        if helper is None:
+            spec = FileSpec(
+                self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
+                self._spec.finished, self._first_frame, self._spec.keys_lag,
+            )  # fmt: skip
+            helper = RemoteAcquisition(self._pool, spec, self._sink, worker, views=False)
+            self._helpers[worker] = helper
+        await helper._ensure_open()  # noqa: SLF001 - same class
+        return helper
+
     async def _helper_part(
         self, index: int, start: int, stop: int, rois: list[Roi | None]
     ) -> object:
-        worker = (self._worker + index) % self._pool.size
-        helper = self._helpers.get(worker)
-        if helper is None:
-            helper = RemoteAcquisition(self._pool, self._spec, self._sink, worker)
-            helper._slots_path = ""  # noqa: SLF001 - same class; helpers show no frames
-            self._helpers[worker] = helper
-        await helper._ensure_open()  # noqa: SLF001 - same class
+        helper = await self._helper(index)
         return await helper._call("catch_up", helper._key, start, stop, rois)  # noqa: SLF001
 
     def _apply(self, processed: Processed) -> None:
         for batch in processed.batches:
-            latest = None
-            if batch.slot is not None and self._slots is not None:
-                latest = self._slots.view(batch.slot)
-            self._sink.add_batch(batch.start, batch.rois, batch.frame, batch.unique_id, latest)
+            self._sink.add_batch(batch.start, batch.rois, batch.frame, batch.unique_id)
         self.done = processed.done
         self.keys_lag = processed.keys_lag
         self._first_frame = self._first_frame or processed.first_frame
@@ -215,23 +236,28 @@ class RemoteAcquisition:
         while await self.process():
             pass
 
-    async def roi_stats(self, start: int, stop: int, roi: Roi) -> FrameStats:
-        """One ROI's statistics of frames [start, stop), read again from the file."""
-        await self._ensure_open()
-        stats = await self._call("roi_stats", self._key, start, stop, roi)
+    async def roi_stats(self, start: int, stop: int, roi: Roi, part: int = 0) -> FrameStats:
+        """One ROI's statistics of frames [start, stop), read again from the
+        file: by its own worker (part 0) or the part-th worker after it (the
+        file is then open there too, as for a catch-up: a file is never open
+        twice in one worker)."""
+        if part % self._pool.size == 0:
+            await self._ensure_open()
+            stats = await self._call("roi_stats", self._key, start, stop, roi)
+        else:
+            helper = await self._helper(part)
+            stats = await helper._call("roi_stats", helper._key, start, stop, roi)  # noqa: SLF001
         assert isinstance(stats, FrameStats)
         return stats
 
-    async def reopen(self, worker: int = READ_AGAIN_WORKER) -> RemoteAcquisition:
-        """The same file opened again (in another worker when there is one),
-        to read frames already processed; RewrittenError if another file took
-        its place."""
+    async def reopen(self, worker: int = LIVE_WORKER) -> RemoteAcquisition:
+        """The same file opened again after it was closed, to read frames
+        already processed; RewrittenError if another file took its place."""
         spec = FileSpec(
             self._spec.path, self._spec.dataset, self._spec.keys, self._spec.timeout,
             self._spec.finished, self._first_frame, self._spec.keys_lag,
         )  # fmt: skip
-        fresh = RemoteAcquisition(self._pool, spec, self._sink, worker)
-        fresh._slots_path = ""  # noqa: SLF001 - a reader shows no frames
+        fresh = RemoteAcquisition(self._pool, spec, self._sink, worker, views=False)
         try:
             await fresh._ensure_open()  # noqa: SLF001 - same class
         except BaseException:
@@ -254,8 +280,22 @@ class RemoteAcquisition:
             log.debug("closing %s: %s", self.path, exc)
         finally:
             self._open_in_worker = False
-            if self._slots_path:
-                try:
-                    os.unlink(self._slots_path)
-                except OSError:
-                    pass
+
+    async def configure_views(self, params: ViewParams) -> None:
+        """New histogram settings: the live views are made again (also after
+        the file closed, from the newest frame its worker keeps)."""
+        if self._views:
+            try:
+                await self._pool.call(self._worker, "views", self._key, params)
+            except OSError as exc:
+                log.debug("views of %s: %s", self.path, exc)
+
+    async def release(self) -> None:
+        """Done with this acquisition: its file closed, its views forgotten."""
+        await self.close()
+        if self._views:
+            self._pool.watch_views(self._key, None)
+            try:
+                await self._pool.call(self._worker, "forget", self._key)
+            except OSError as exc:
+                log.debug("forgetting %s: %s", self.path, exc)

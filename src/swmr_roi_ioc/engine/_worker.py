@@ -9,31 +9,36 @@ closes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from swmr_roi_ioc.follow import NotSwmrError
-from swmr_roi_ioc.stats import Roi
+from swmr_roi_ioc.stats import LiveViews, Roi
 
 from ._errors import ReadError
 from ._file import FollowedFile
 from ._nexus import NexusAcquisition, write_nexus
-from ._protocol import FileSpec, Processed
+from ._protocol import FileSpec, Processed, ViewParams
+from ._viewmaker import Push, ViewMaker
 
 log = logging.getLogger(__name__)
 
 
 class Worker:
-    """The files this worker has open, by the key the IOC process gave them."""
+    """The files this worker has open, by the key the IOC process gave them,
+    and the live views of their newest frames (pushed through ``push``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, push: Push) -> None:
         self._files: dict[int, FollowedFile] = {}
+        self._views = ViewMaker(push)
         self._ops: dict[str, Callable[..., Any]] = {
             "open": self.open,
             "poll": lambda key: self._files[key].poll(),
@@ -42,13 +47,21 @@ class Worker:
             "roi_stats": self.roi_stats,
             "check_same": lambda key: self._files[key].check_same_file(),
             "close": self.close,
+            "views": self._views.configure,
+            "forget": self.forget,
             "nexus": self.nexus,
             "ping": lambda: os.getpid(),
         }
 
-    def open(self, key: int, spec: FileSpec, slots_path: str | None) -> Any:
+    def open(self, key: int, spec: FileSpec, views: ViewParams | None) -> Any:
+        """Open ``spec`` as file ``key``; with ``views``, make the live views
+        of its newest frames."""
         self.close(key)
-        followed = FollowedFile.open(spec, slots_path)
+        on_frame = None
+        if views is not None:
+            self._views.configure(key, views)
+            on_frame = functools.partial(self._views.offer, key)
+        followed = FollowedFile.open(spec, on_frame)
         self._files[key] = followed
         return followed.opened()
 
@@ -70,6 +83,11 @@ class Worker:
         if followed is not None:
             followed.close()
 
+    def forget(self, key: int) -> None:
+        """The IOC process is done with file ``key``: its views too."""
+        self.close(key)
+        self._views.forget(key)
+
     def nexus(self, record: NexusAcquisition, target: str) -> str:
         return str(write_nexus(record, Path(target)))
 
@@ -90,15 +108,24 @@ class Worker:
 
 def serve(conn: Connection) -> None:
     """Answer requests until the IOC process closes the socket."""
-    worker = Worker()
-    conn.send(("ready", os.getpid()))
+    lock = threading.Lock()  # replies and pushed views share the socket
+
+    def send(message: tuple[Any, ...]) -> None:
+        with lock:
+            conn.send(message)
+
+    def push(key: int, views: LiveViews) -> None:
+        send(("views", key, views))
+
+    worker = Worker(push)
+    send(("ready", os.getpid()))
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            conn.send(worker.handle(request))
+            send(worker.handle(request))
         except (BrokenPipeError, OSError):
             return
 

@@ -2,13 +2,14 @@
 and the Phoebus screens (the NeXus file is written by the engine's workers:
 it needs HDF5)."""
 
+from swmr_roi_ioc.stats import LiveViews
+
 from ._access import WriteAccess
 from ._ioc import Ioc
 from ._model import (
     STATUS_LABELS,
     AlarmStatus,
     Geometry,
-    LiveViews,
     RegionSnapshot,
     Severity,
     Snapshot,

@@ -103,23 +103,6 @@ class RegionSnapshot:
         return Severity.MINOR if self.outside else Severity.NO_ALARM
 
 
-@dataclass(frozen=True, eq=False)
-class LiveViews:
-    """Histogram and binned image of the latest frame (at the publish rate)."""
-
-    histogram: np.ndarray
-    histogram_x: np.ndarray
-    below: int
-    above: int
-    hist_size: int
-    hist_min: float
-    hist_max: float
-    #: the latest frame binned to at most image_max_size per side, (rows, cols)
-    image: np.ndarray
-    #: changes when the frame or the histogram settings change
-    generation: int
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """One coherent view of the service for the publishers."""

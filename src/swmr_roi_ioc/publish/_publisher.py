@@ -15,7 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ._model import AlarmStatus, LiveViews, Severity, Snapshot, Status
+from swmr_roi_ioc.stats import LiveViews
+
+from ._model import AlarmStatus, Severity, Snapshot, Status
 from ._pvtable import PvSpec, Source
 
 log = logging.getLogger(__name__)

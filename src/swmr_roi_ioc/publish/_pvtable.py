@@ -19,8 +19,9 @@ import numpy as np
 
 from swmr_roi_ioc.config import IocConfig
 from swmr_roi_ioc.config._models import MAX_PIXELS
+from swmr_roi_ioc.stats import LiveViews
 
-from ._model import STATUS_LABELS, AlarmStatus, LiveViews, RegionSnapshot, Severity, Snapshot
+from ._model import STATUS_LABELS, AlarmStatus, RegionSnapshot, Severity, Snapshot
 from ._puts_rules import (
     COMMAND_STATES,
     PUT_ERROR,

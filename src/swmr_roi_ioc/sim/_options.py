@@ -27,6 +27,9 @@ class SimOptions:
     frames: int = 100
     #: Frames per second; ``<= 0`` writes as fast as possible.
     rate_hz: float = 10.0
+    #: The first ``burst`` frames are written as fast as possible, the rest
+    #: at ``rate_hz`` (a file already long when the acquisition goes on live).
+    burst: int = 0
     #: Frame shape (H, W).
     shape: tuple[int, int] = (256, 320)
     dtype: str = "uint16"
@@ -57,6 +60,8 @@ class SimOptions:
             raise SimError(f"compression must be one of {COMPRESSIONS}, got {self.compression!r}")
         if self.scan is not None and (len(self.scan) != 2 or min(self.scan) < 1):
             raise SimError(f"scan must be two positive sizes (rows, cols), got {self.scan}")
+        if self.burst < 0:
+            raise SimError(f"burst must be >= 0, got {self.burst}")
         if self.num_frames_flush < 1:
             raise SimError(f"num_frames_flush must be >= 1, got {self.num_frames_flush}")
         if self.attribute_chunk is not None and self.attribute_chunk < 1:

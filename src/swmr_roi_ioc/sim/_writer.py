@@ -399,7 +399,11 @@ def write_file(
     try:
         t0 = time.monotonic()
         for index in range(options.frames):
-            if not _wait_until(t0 + index * period, stop):
+            if index == options.burst:
+                t0 = time.monotonic() - index * period  # the rate from here on
+            if index >= options.burst and not _wait_until(t0 + index * period, stop):
+                break
+            if stop is not None and stop.is_set():
                 break
             pending.append(index)
             if writer.write_frame(frame_pattern(index, options)):

@@ -15,11 +15,19 @@ from swmr_roi_ioc.stats._scan import ScanGeometry
 
 if TYPE_CHECKING:
     from swmr_roi_ioc.stats._scanspec import ScanSpecError, grid_geometry, spec_geometry
-from swmr_roi_ioc.stats._views import Histogram, bin_factor, bin_image, histogram
+from swmr_roi_ioc.stats._views import (
+    Histogram,
+    LiveViews,
+    bin_factor,
+    bin_image,
+    histogram,
+    live_views,
+)
 
 __all__ = [
     "FrameStats",
     "Histogram",
+    "LiveViews",
     "Roi",
     "ScanGeometry",
     "ScanSpecError",
@@ -30,6 +38,7 @@ __all__ = [
     "frame_stats",
     "grid_geometry",
     "histogram",
+    "live_views",
     "roi_outside",
     "roi_stats",
     "spec_geometry",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -13,6 +14,7 @@ from swmr_roi_ioc.config import parse_config
 from swmr_roi_ioc.engine._pipeline import FramePipeline
 from swmr_roi_ioc.follow import FrameReader, open_swmr
 from swmr_roi_ioc.sim import DATA_PATH, SimOptions, write_file
+from swmr_roi_ioc.stats import FrameStats, Roi
 
 FRAMES = 300
 SHAPE = (64, 80)  # 10 kB frames: batches of 64 frames, the stream from 129 on
@@ -24,6 +26,30 @@ rois:
   - {name: A, x: 3, y: 5, width: 20, height: 17}
   - {name: B, x: 40, y: 30, width: 30, height: 30, background_width: 2}
 """
+
+
+class _Sink:
+    """The pipeline's sink: the results into a real ServiceState, and the
+    newest frame of each call (what a worker hands to its live views)."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+        self.latest: list[np.ndarray] = []
+
+    def rois_for_next_batch(self) -> list[Roi | None]:
+        return self.state.rois_for_next_batch()
+
+    def add_batch(
+        self,
+        start: int,
+        rois: Sequence[FrameStats | None],
+        frame: FrameStats,
+        unique_id: int,
+        last_frame: np.ndarray | None = None,
+    ) -> None:
+        self.state.add_batch(start, rois, frame, unique_id)
+        if last_frame is not None:
+            self.latest.append(last_frame)
 
 
 def _expected(frames: np.ndarray, y: int, x: int, h: int, w: int) -> np.ndarray:
@@ -54,12 +80,16 @@ def test_pipeline_equals_numpy(
         frames = np.asarray(data[()])
     state = ServiceState(parse_config(CONFIG))
     state.start_acquisition(str(path), SHAPE)
+    sink = _Sink(state)
     with open_swmr(path) as h5file:
-        pipeline = FramePipeline(state, FrameReader(DATA_PATH, h5file), h5file)
+        pipeline = FramePipeline(sink, FrameReader(DATA_PATH, h5file), h5file)
         try:
             for start, stop in hops:
                 assert pipeline.process(start, stop) == stop
                 assert state.array_counter == stop
+                # the newest frame of the call, for the live views
+                np.testing.assert_array_equal(sink.latest[-1], frames[stop - 1])
+            assert len(sink.latest) == len(hops)
             again = pipeline.read(17, 150)
         finally:
             pipeline.close()
@@ -89,7 +119,7 @@ def test_read_error_is_the_readers_own(tmp_path: Path) -> None:
     state = ServiceState(parse_config(CONFIG))
     state.start_acquisition(str(path), SHAPE)
     with open_swmr(path) as h5file:
-        pipeline = FramePipeline(state, FrameReader(DATA_PATH, h5file), h5file)
+        pipeline = FramePipeline(_Sink(state), FrameReader(DATA_PATH, h5file), h5file)
         try:
             with pytest.raises(OSError, match="frame"):
                 pipeline.read(5, 20)

@@ -42,3 +42,16 @@ def test_flush_log_follows_each_frame(tmp_path: Path) -> None:
     # each frame was stamped (acquired) before it was flushed, and flushed soon after
     assert np.all(stamps <= flushed)
     assert np.all(flushed - stamps < 0.5)
+
+
+def test_burst_then_rate(tmp_path: Path) -> None:
+    """``--burst N``: the first N frames flat out, the rest at --rate."""
+    out, log = tmp_path / "b.h5", tmp_path / "flush.txt"
+    code = main(["--log-level", "WARNING", "simulate", str(out), "--frames", "25", "--rate", "20",
+                 "--burst", "20", "--shape", "8", "8", "--flush-log", str(log)])  # fmt: skip
+    assert code == 0
+    flushed = np.array([float(t) for _, t in (line.split() for line in log.read_text().split("\n")
+                                              if line)])  # fmt: skip
+    assert len(flushed) == 25
+    assert flushed[19] - flushed[0] < 4 * 0.05  # 20 frames in less than 4 periods
+    assert flushed[24] - flushed[20] >= 4 * 0.05 * 0.95  # then paced

@@ -25,8 +25,8 @@ class PageState(Protocol):
         ...
 
     @property
-    def frame_generation(self) -> int:
-        """Changes when the latest frame (image, histogram) changed."""
+    def views_generation(self) -> int:
+        """Changes when new live views (image, histogram) arrived."""
         ...
 
     @property
@@ -39,7 +39,7 @@ class PageState(Protocol):
         ...
 
     def live_views(self) -> LiveViews | None:
-        """Histogram and binned image of the latest frame (numpy work)."""
+        """Histogram and binned image of the latest frame (made by the engine)."""
         ...
 
 

@@ -115,7 +115,7 @@ class WebPage:
 
     async def _feed(self) -> None:
         """PageData at the publish rate while a page is open; the image and
-        histogram only when the frame changed (numpy work, off the loop)."""
+        histogram when the engine made new ones."""
         loop = asyncio.get_running_loop()
         image: ImageView | None = None
         key: tuple[int, int] | None = None
@@ -123,8 +123,8 @@ class WebPage:
             started = loop.time()
             if self._watchers:
                 try:
-                    if image is None or image.generation != self._state.frame_generation:
-                        views = await asyncio.to_thread(self._state.live_views)
+                    if image is None or image.generation != self._state.views_generation:
+                        views = self._state.live_views()  # made by the engine
                         image = image_view(views) if views is not None else None
                     now = (self._state.version, image.generation if image else -1)
                     if now != key or self._latest is None:
