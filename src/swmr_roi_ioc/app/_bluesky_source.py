@@ -7,11 +7,22 @@ wakes the follower and bounds what is read (a frame past it is never read;
 the file's extent stays a guard); the stop document ends it: the last frames
 are read, the NeXus file written, and an exit status other than success is
 said in StatusMessage.
+
+Once the StreamResource names the file, the run is followed by the one
+acquisition lifecycle (``_lifecycle``), as every source's file is: the same
+open retries, retry policy, worker replacement and status messages.
+:class:`_RunHooks` tells it what the run's documents say: the frames
+declared (the bound), the stop (the end, once every declared frame is read
+or the stop is older than source.timeout), the run's uid and plan (in every
+message), a scan.shape of ioc.yaml overriding the run's (a MINOR warning).
+A start that arrives before the run's stop ends the run too (its frames are
+read and written out) and is followed next.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
@@ -21,28 +32,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from swmr_roi_ioc.config import BlueskyConfig
-from swmr_roi_ioc.engine import FileSpec, RemoteAcquisition, WorkerPool
+from swmr_roi_ioc.engine import WorkerPool
 from swmr_roi_ioc.publish import Severity, Status
+from swmr_roi_ioc.stats import ScanGeometry
 
-from ._acquisition import READ_ERRORS, CurrentAcquisition
+from ._acquisition import CurrentAcquisition
 from ._bluesky_docs import RunEvent, RunFile, RunFrames, RunMissed, RunStart, RunStop, RunTracker
 from ._bluesky_transport import StompDocuments, ZmqDocuments
+from ._lifecycle import Abandon, Lifecycle, Outcome
 from ._paths import PathRefusedError, resolve_under
 from ._state import ServiceState
 
 log = logging.getLogger(__name__)
 
-#: Poll bounds while declared frames are not yet in the file's extent.
-POLL_MIN = 0.002
-POLL_MAX = 0.05
-#: How long to keep trying to open the file a StreamResource names.
-OPEN_GRACE_S = 10.0
-#: After a read error, retry this often.
-RETRY_S = 1.0
 EXIT_WORDS = {"abort": "aborted", "fail": "failed"}
 LATE = "run in progress before this IOC started: waiting for the next start"
 MISSED = "a run whose start was missed is in progress: waiting for the next start"
+REPLACED = "a new run started before its stop arrived"
 
 
 class FileRefusedError(PathRefusedError):
@@ -60,20 +66,108 @@ def local_path(uri: str, data_root: str) -> Path:
     return resolve_under(data_root, unquote(parsed.path))
 
 
+class _Inbox:
+    """The run events from the transport, in order of arrival."""
+
+    def __init__(self) -> None:
+        self._events: collections.deque[RunEvent] = collections.deque()
+        self._arrived = asyncio.Event()
+
+    def put(self, event: RunEvent) -> None:
+        self._events.append(event)
+        self._arrived.set()
+
+    def take(self) -> RunEvent | None:
+        return self._events.popleft() if self._events else None
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """True once an event is queued (at once if one is); False after ``timeout`` s."""
+        if self._events:
+            return True
+        self._arrived.clear()
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
 @dataclass
 class _Run:
-    """What is known of the run followed."""
+    """What the documents of the run followed said so far."""
 
     start: RunStart
+    #: ioc.yaml's scan.shape overriding the run's, or its unusable scan_spec ("": none)
+    warning: str = ""
     file: RunFile | None = None
-    path: Path | None = None
-    acq: RemoteAcquisition | None = None
     declared: int = 0
     stop: RunStop | None = None
-    #: when the file was first tried, and when the stop arrived
-    opening_since: float | None = None
-    stopped_at: float | None = None
-    gave_up: bool = False
+    stopped_at: float = 0.0
+    #: the next run's start, come before this run's stop (it is followed next)
+    next_start: RunStart | None = None
+
+    @property
+    def over(self) -> bool:
+        return self.stop is not None or self.next_start is not None
+
+    def how_it_ended(self) -> str:
+        if self.stop is None:
+            return REPLACED
+        if self.stop.exit_status == "success":
+            return "the run ended"
+        word = EXIT_WORDS.get(self.stop.exit_status, self.stop.exit_status)
+        return f"the run was {word}" + (f": {self.stop.reason}" if self.stop.reason else "")
+
+
+class _RunHooks:
+    """The lifecycle's hooks for the detector's file of one run (see the
+    module docstring); the run's documents are taken as they arrive."""
+
+    use_keys = False  # followed by extent, bounded by the frames the run declared
+
+    def __init__(self, source: BlueskySource, run: _Run, path: Path) -> None:
+        assert run.file is not None
+        self._source = source
+        self._run = run
+        self.path = path
+        self.dataset: str | None = run.file.dataset
+        self.scan: ScanGeometry | None = run.start.geometry
+        self._timeout = source.timeout
+
+    def bound(self) -> int | None:
+        self._source.take(self._run)
+        return self._run.declared
+
+    async def wait(self, seconds: float) -> bool:
+        if self._run.next_start is not None:  # the next run's documents wait for it
+            await asyncio.sleep(seconds)
+            return False
+        woke = await self._source.inbox.wait(seconds)
+        self._source.take(self._run)
+        return woke
+
+    def ended(self, done: int) -> str | None:
+        run = self._run
+        self._source.take(run)
+        if not run.over:
+            return None
+        # after the stop, declared frames may still be on their way to the file
+        on_their_way = done < run.declared and run.next_start is None
+        if on_their_way and time.monotonic() - run.stopped_at <= self._timeout:
+            return None
+        return run.how_it_ended()
+
+    def abandoned(self) -> Abandon | None:
+        return None  # a run's file is read to its end (or source.timeout after the stop)
+
+    def idle_timeout(self) -> float | None:
+        return None  # the stop document says when it ends
+
+    def describe(self) -> str:
+        return f"run {self._run.start.uid}, plan {self._run.start.plan_name}"
+
+    def warning(self) -> str:
+        return self._run.warning
 
 
 class BlueskySource:
@@ -89,13 +183,11 @@ class BlueskySource:
         cfg = state.config.source.bluesky
         assert cfg is not None
         self._state = state
-        self._cfg: BlueskyConfig = cfg
-        self._source = state.config.source
-        self._pool = pool
         self._current = current
-        self._on_finished = on_finished
+        self._lifecycle = Lifecycle(state, pool, current, on_finished)
+        self.timeout = state.config.source.timeout
         self._tracker = RunTracker(cfg.data_key)
-        self._events: asyncio.Queue[RunEvent] = asyncio.Queue()
+        self.inbox = _Inbox()
         if cfg.stomp is not None:
             self._transport: StompDocuments | ZmqDocuments = StompDocuments(
                 cfg.stomp, self._document, self._link
@@ -103,8 +195,6 @@ class BlueskySource:
         else:
             assert cfg.zmq is not None
             self._transport = ZmqDocuments(cfg.zmq, self._document, self._link)
-        self._note = ""
-        self._severity = Severity.NO_ALARM
 
     # -- transport callbacks (on the loop) -----------------------------------
 
@@ -115,20 +205,43 @@ class BlueskySource:
             log.warning("ignoring a %s document: %s", name, exc)
             return
         for event in events:
-            self._events.put_nowait(event)
+            self.inbox.put(event)
 
     def _link(self, problem: str | None) -> None:
         self._state.set_link(problem)
         if problem is not None:
             self._tracker.link_lost()
 
-    # -- status --------------------------------------------------------------
+    # -- the run's documents -------------------------------------------------
 
-    def _status(self, status: Status, message: str) -> None:
-        """A status of the run followed, with its geometry remark (MINOR) if any."""
-        if self._note:
-            message = f"{message} ({self._note})"
-        severity = Severity.MAJOR if status is Status.ERROR else self._severity
+    def take(self, run: _Run) -> None:
+        """Apply the events queued for ``run`` (up to the next run's start)."""
+        while run.next_start is None and (event := self.inbox.take()) is not None:
+            if isinstance(event, RunStart):
+                run.next_start = event
+            elif isinstance(event, RunFile) and run.file is None:
+                run.file = event
+            elif isinstance(event, RunFrames):
+                run.declared = max(run.declared, event.stop)
+                if run.start.expected:
+                    progress = 100.0 * run.declared / run.start.expected
+                    self._state.set_run_progress(min(100.0, progress))
+            elif isinstance(event, RunStop):
+                run.stop, run.stopped_at = event, time.monotonic()
+
+    async def _until(self, run: _Run, done: Callable[[], bool]) -> None:
+        """Take the run's events until ``done()`` or the run is over."""
+        self.take(run)
+        while not done() and not run.over:
+            await self.inbox.wait()
+            self.take(run)
+
+    def _status(self, run: _Run, status: Status, message: str) -> None:
+        """A status of the run before its file is followed, with its warning (MINOR)."""
+        severity = None
+        if run.warning:
+            message = f"{message} ({run.warning})"
+            severity = Severity.MAJOR if status is Status.ERROR else Severity.MINOR
         self._state.set_status(status, message, severity)
 
     # -- the loop ------------------------------------------------------------
@@ -146,174 +259,60 @@ class BlueskySource:
         self._state.set_status(
             Status.WAITING, f"Waiting for a bluesky run to start ({self._transport.where})"
         )
-        pending: RunEvent | None = None
+        pending: RunStart | None = None
         while True:
-            event = pending or await self._events.get()
+            event = pending
+            while event is None:
+                await self.inbox.wait()
+                event = self.inbox.take()
             pending = None
             if isinstance(event, RunStart):
-                pending = await self._follow(_Run(event))
+                pending = await self._follow(event)
             elif isinstance(event, RunMissed) and self._state.status is not Status.FOLLOWING:
                 message = MISSED if self._tracker.started_any else LATE
                 self._state.set_status(Status.WAITING, message)
 
-    async def _next(self, timeout: float | None) -> RunEvent | None:
-        """The next event; None after ``timeout`` s (0: only one already queued)."""
-        if timeout is None:
-            return await self._events.get()
-        if timeout <= 0:
-            try:
-                return self._events.get_nowait()
-            except asyncio.QueueEmpty:
-                return None
-        try:
-            return await asyncio.wait_for(self._events.get(), timeout)
-        except TimeoutError:
-            return None
-
-    async def _follow(self, run: _Run) -> RunStart | None:
-        """Follow one run to its end; returns a start that replaced it, if any."""
-        start = run.start
+    async def _follow(self, start: RunStart) -> RunStart | None:
+        """Follow one run to its end; returns the next run's start if it came first."""
+        run = _Run(start, self._geometry_warning(start))
         await self._current.replace(None)
         self._state.set_run(start.uid, start.plan_name)
-        self._geometry_note(start)
-        self._status(Status.WAITING, f"run {start.uid}: plan {start.plan_name}")
-        poll = POLL_MIN
-        timeout: float | None = None
-        while True:
-            event = await self._next(timeout)
-            if isinstance(event, RunStart):
-                await self._end(run, replaced=True)
-                return event
-            self._apply(run, event)
-            if run.file is not None and run.acq is None and not run.gave_up:
-                await self._open(run)
-            moved = await self._advance(run) if run.acq is not None else False
-            if run.stop is not None and self._over(run):
-                await self._end(run)
-                return None
-            if event is not None or moved:
-                timeout, poll = 0, POLL_MIN
-            elif (
-                (run.acq is not None and run.acq.done < run.declared)
-                or (run.file is not None and run.acq is None and not run.gave_up)
-                or run.stop is not None
-            ):
-                timeout = poll
-                poll = min(poll * 2, POLL_MAX)
-            else:
-                timeout = None  # nothing to do until the next document
-
-    def _apply(self, run: _Run, event: RunEvent | None) -> None:
-        if isinstance(event, RunFile) and run.file is None:
-            run.file = event
-            try:
-                run.path = local_path(event.uri, self._state.config.data_root)
-            except PathRefusedError as exc:
-                run.gave_up = True
-                self._status(Status.ERROR, f"Refusing the run's file: {exc}")
-        elif isinstance(event, RunFrames):
-            run.declared = max(run.declared, event.stop)
-            if run.start.expected:
-                self._state.set_run_progress(min(100.0, 100.0 * run.declared / run.start.expected))
-        elif isinstance(event, RunStop):
-            run.stop = event
-            run.stopped_at = time.monotonic()
-
-    def _geometry_note(self, start: RunStart) -> None:
-        """The remark (MINOR alarm) when ioc.yaml's scan.shape overrides the run's."""
-        self._note, self._severity = start.problem, Severity.NO_ALARM
-        configured = self._state.config.scan.shape
-        geometry = start.geometry
-        if configured is not None and geometry is not None:
-            if tuple(configured) != (geometry.rows, geometry.cols):
-                self._note = (
-                    f"scan.shape {list(configured)} in ioc.yaml overrides the run's "
-                    f"{geometry.rows} x {geometry.cols} ({start.geometry_from})"
-                )
-        if self._note:
-            self._severity = Severity.MINOR
-
-    async def _open(self, run: _Run) -> None:
-        assert run.file is not None and run.path is not None
-        now = time.monotonic()
-        run.opening_since = run.opening_since or now
-        # followed by extent (no keys), bounded by the frames the run declared
-        spec = FileSpec(str(run.path), run.file.dataset, (), self._source.timeout, None)
-        try:
-            run.acq = await RemoteAcquisition.open(self._pool, spec, self._state)
-            self._state.start_acquisition(str(run.path), run.acq.frame_shape)
-        except READ_ERRORS as exc:
-            if now - run.opening_since > OPEN_GRACE_S:
-                run.gave_up = True
-                self._status(Status.ERROR, f"Cannot open {run.path}: {exc}")
-            else:
-                self._status(Status.WAITING, f"Waiting to open {run.path}: {exc}")
-            return
-        await self._current.replace(run.acq)
-        if run.start.geometry is not None:
-            self._state.set_scan_geometry(run.start.geometry)
-        self._status(Status.FOLLOWING, f"Following {run.path} (run {run.start.uid})")
-
-    async def _advance(self, run: _Run) -> bool:
-        """Poll the file and process the complete frames the run declared."""
-        acq = run.acq
-        assert acq is not None
-        try:
-            extent = await acq.poll()
-            # the run's word bounds what is read; the extent stays a guard
-            acq.complete = min(extent, run.declared)
-            self._state.set_frames_written(acq.complete)
-            moved = await acq.process()
-        except READ_ERRORS as exc:
+        self._status(run, Status.WAITING, f"run {start.uid}: plan {start.plan_name}")
+        await self._until(run, lambda: run.file is not None)
+        if run.file is None:
+            succeeded = run.stop is not None and run.stop.exit_status == "success"
+            how = "" if succeeded else f"; {run.how_it_ended()}"
             self._status(
-                Status.ERROR, f"Reading {acq.path} failed after {acq.done} frames: {exc}; retrying"
-            )
-            log.warning("reading %s failed: %s", acq.path, exc)
-            await asyncio.sleep(RETRY_S)
-            return False
-        if moved:
-            self._status(
-                Status.FOLLOWING,
-                f"Following {acq.path}: {acq.done} of {run.declared} frames declared "
-                f"(run {run.start.uid})",
-            )
-        return moved > 0
-
-    def _over(self, run: _Run) -> bool:
-        """After the stop: every declared frame read, or nothing more will come."""
-        if run.acq is None:
-            return run.file is None or run.gave_up or self._late(run)
-        return run.acq.done >= run.declared or self._late(run)
-
-    def _late(self, run: _Run) -> bool:
-        return time.monotonic() - (run.stopped_at or time.monotonic()) > self._source.timeout
-
-    async def _end(self, run: _Run, *, replaced: bool = False) -> None:
-        start, acq = run.start, run.acq
-        how = ""
-        if replaced:
-            how = "; a new run started before its stop arrived"
-        elif run.stop is not None and run.stop.exit_status != "success":
-            word = EXIT_WORDS.get(run.stop.exit_status, run.stop.exit_status)
-            reason = f": {run.stop.reason}" if run.stop.reason else ""
-            how = f"; the run was {word}{reason}"
-        if acq is None:
-            if run.gave_up:
-                return  # its Error (file refused or unreadable) stays shown
-            self._status(
+                run,
                 Status.WAITING,
                 f"run {start.uid} ({start.plan_name}) ended without frames of the detector"
                 f"{how}; waiting for the next start",
             )
-            return
-        missing = run.declared - acq.done
-        if missing > 0:
-            how += f"; {missing} declared frames never appeared in the file"
-        self._status(
-            Status.FINISHED,
-            f"Finished {acq.path}: {acq.done} frames (run {start.uid}, "
-            f"plan {start.plan_name}){how}",
-        )
-        # closed: its writer may recreate the path; a ROI change reopens it
-        await self._current.finish()
-        await self._on_finished()
+            return run.next_start
+        try:  # in a thread: resolving on a file server that hangs blocks that thread only
+            path = await asyncio.to_thread(local_path, run.file.uri, self._state.config.data_root)
+        except PathRefusedError as exc:
+            self._status(run, Status.ERROR, f"Refusing the run's file: {exc}")
+            await self._until(run, lambda: False)  # its Error stays shown
+            return run.next_start
+        hooks = _RunHooks(self, run, path)
+        outcome = await self._lifecycle.run_file(hooks)
+        while outcome is Outcome.REWRITTEN:  # the file recreated: follow its new content
+            outcome = await self._lifecycle.run_file(hooks)
+        if outcome is not Outcome.FINISHED:
+            # unreadable or given up: its Error stays shown until the run is over
+            await self._until(run, lambda: False)
+        return run.next_start
+
+    def _geometry_warning(self, start: RunStart) -> str:
+        """ioc.yaml's scan.shape overriding the run's geometry, or the run's
+        unusable scan_spec ("" for neither)."""
+        configured = self._state.config.scan.shape
+        geometry = start.geometry
+        if configured is not None and geometry is not None:
+            if tuple(configured) != (geometry.rows, geometry.cols):
+                return (
+                    f"scan.shape {list(configured)} in ioc.yaml overrides the run's "
+                    f"{geometry.rows} x {geometry.cols} ({start.geometry_from})"
+                )
+        return start.problem

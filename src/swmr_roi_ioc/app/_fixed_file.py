@@ -63,8 +63,9 @@ class _FixedFileHooks:
     another file (seen by a stat every STAT_INTERVAL in a thread: use as
     ``async with``)."""
 
+    dataset = None  # source.dataset
     use_keys = True
-    scan_from_file = True
+    scan = None  # from the dataset's extra dimensions
 
     def __init__(self, path: Path, identity: FileIdentity, timeout: float) -> None:
         self.path = path
@@ -96,11 +97,17 @@ class _FixedFileHooks:
         await asyncio.sleep(seconds)
         return False
 
-    def ended(self) -> str | None:
+    def ended(self, done: int) -> str | None:
         return None
 
     def idle_timeout(self) -> float | None:
         return self._timeout
+
+    def describe(self) -> str:
+        return ""
+
+    def warning(self) -> str:
+        return ""
 
     def abandoned(self) -> Abandon | None:
         current = self._seen

@@ -13,24 +13,35 @@ The hooks a source implements
 
 ``path``
     The file to follow (already resolved under ``data_root``).
+``dataset``
+    The frames' dataset when the source names it (a bluesky StreamResource
+    does): source.dataset and source.finished describe the files of
+    ioc.yaml's layout and do not apply then. None: source.dataset, and
+    source.finished says when the writer finished.
 ``use_keys``
     Frames are complete when ``source.keys`` say so (True), or by the
     data's extent (False: NDFileHDF5 flushes its attribute datasets only
     every NDAttributeChunk frames).
-``scan_from_file``
-    The map's shape follows the dataset's extra dimensions (False when the
-    source knows the plan's shape and has set it).
+``scan``
+    The map's geometry when the source knows it (the plugin's
+    ExtraDimSize, a run's start document), set once the file is open;
+    None: the dataset's extra dimensions say it as the file grows.
 ``bound()``
     Frames the source declares complete (a bluesky ``stream_datum``'s
     ``stop``), or None. At most ``min(bound, complete in the file)``
-    frames are processed, so a frame not yet declared is never read.
+    frames are processed, so a frame not yet declared is never read; the
+    status says "N of M frames declared", and a finish with fewer frames
+    than declared says how many never appeared in the file.
 ``wait(seconds)``
     Sleep up to ``seconds``; return True early on a wake-up (a flush of the
     plugin, a datum): the file is polled again at once.
-``ended()``
-    None while the writer may write on; else why it ended ("capture
-    ended", "run stopped"). Every remaining frame (up to ``bound()``) is
-    then read and the acquisition is Finished with that reason.
+``ended(done)``
+    None while the writer may write on (``done``: frames processed so
+    far, e.g. to wait for declared frames still on their way to the file);
+    else why it ended ("capture ended", "the run was aborted: ..."). It is
+    asked only after a round that processed nothing; every remaining frame
+    (up to ``bound()``) is then read and the acquisition is Finished with
+    that reason.
 ``abandoned()``
     None while this is still the file to follow; else an :class:`Abandon`:
     the lifecycle stops at once, without finishing (the file was deleted,
@@ -39,6 +50,13 @@ The hooks a source implements
     Seconds without a new frame after which the acquisition is Finished
     (its writer went away without saying so), or None to wait for
     ``ended()``.
+``describe()``
+    Words after the file's name in every status message about it ("run
+    1f2e..., plan fly"), or "".
+``warning()``
+    A problem of the source's own that every status message about the file
+    ends with, in parentheses, raising at least a MINOR alarm (ioc.yaml's
+    scan.shape overriding a run's), or "".
 
 States (:class:`Phase`)::
 
@@ -70,6 +88,7 @@ from swmr_roi_ioc.engine import (
     WorkerPool,
 )
 from swmr_roi_ioc.publish import Severity, Status
+from swmr_roi_ioc.stats import ScanGeometry
 
 from ._acquisition import READ_ERRORS, CurrentAcquisition
 from ._keys_lag import KeysLag, KeysLagMode, unique_id_lag
@@ -147,20 +166,27 @@ class FileHooks(Protocol):
     def path(self) -> Path: ...
 
     @property
+    def dataset(self) -> str | None: ...
+
+    @property
     def use_keys(self) -> bool: ...
 
     @property
-    def scan_from_file(self) -> bool: ...
+    def scan(self) -> ScanGeometry | None: ...
 
     def bound(self) -> int | None: ...
 
     def wait(self, seconds: float) -> Awaitable[bool]: ...
 
-    def ended(self) -> str | None: ...
+    def ended(self, done: int) -> str | None: ...
 
     def abandoned(self) -> Abandon | None: ...
 
     def idle_timeout(self) -> float | None: ...
+
+    def describe(self) -> str: ...
+
+    def warning(self) -> str: ...
 
 
 class RetryPolicy:
@@ -209,6 +235,8 @@ class Lifecycle:
         self._current = current
         self._on_finished = on_finished
         self._cfg = state.config.source
+        #: read errors on one file are retried this long
+        self._give_up = max(self._cfg.timeout, GIVE_UP_MIN_S)
         self.phase = Phase.OPENING
         self._path: Path | None = None
         self._keys_watch: KeysLag | None = None
@@ -230,16 +258,38 @@ class Lifecycle:
             await self._current.replace(None)
         return outcome
 
+    # -- status messages -----------------------------------------------------
+
+    @staticmethod
+    def _name(hooks: FileHooks) -> str:
+        """The file as status messages name it (with the source's words)."""
+        words = hooks.describe()
+        return f"{hooks.path} ({words})" if words else str(hooks.path)
+
+    def _status(
+        self, hooks: FileHooks, status: Status, message: str, severity: Severity | None = None
+    ) -> None:
+        """A status of this file, with the source's warning (MINOR at least)."""
+        if warning := hooks.warning():
+            message = f"{message} ({warning})"
+            default = Severity.MAJOR if status is Status.ERROR else Severity.NO_ALARM
+            severity = max(severity or default, Severity.MINOR)
+        self._state.set_status(status, message, severity)
+
+    # -- opening -------------------------------------------------------------
+
     async def _open(self, hooks: FileHooks) -> RemoteAcquisition | None:
         """Open with backoff while the file is still the one; None if not."""
         self.phase = Phase.OPENING
-        path = hooks.path
+        name = self._name(hooks)
         delay = RETRY_MIN_S
         first_failure: float | None = None
         while True:
             try:
                 acq = await RemoteAcquisition.open(self._pool, self._spec(hooks), self._state)
-                self._state.start_acquisition(str(path), acq.frame_shape)
+                self._state.start_acquisition(str(hooks.path), acq.frame_shape)
+                if hooks.scan is not None:
+                    self._state.set_scan_geometry(hooks.scan)
                 return acq
             except READ_ERRORS as exc:
                 now = time.monotonic()
@@ -250,19 +300,25 @@ class Lifecycle:
                 # failing is broken, and that is an Error with an alarm
                 if late and isinstance(exc, NotSwmrFileError):
                     # not followed live: its metadata changes under a reader
-                    self._state.set_status(
+                    self._status(
+                        hooks,
                         Status.WAITING,
-                        f"{path} is being written without SWMR mode: it will be read "
+                        f"{name} is being written without SWMR mode: it will be read "
                         "whole when its writer closes it",
                         Severity.MINOR,
                     )
                 elif late:
-                    self._state.set_status(Status.ERROR, f"Cannot open {path}: {exc}")
+                    self._status(hooks, Status.ERROR, f"Cannot open {name}: {exc}")
                 else:
-                    self._state.set_status(Status.WAITING, f"Waiting to open {path}: {exc}")
-                log.debug("open %s: %s", path, exc)
-                if late and hooks.ended() is not None and not isinstance(exc, NotSwmrFileError):
-                    return None  # its writer is done with it and it is unreadable
+                    self._status(hooks, Status.WAITING, f"Waiting to open {name}: {exc}")
+                log.debug("open %s: %s", hooks.path, exc)
+                # its writer is done with it and it is unreadable; a worker lost
+                # (stuck, killed) says nothing of the file: tried in its
+                # replacement, up to the retry policy's give-up time
+                lost = isinstance(exc, WorkerLostError) and now - first_failure < self._give_up
+                readable_later = lost or isinstance(exc, NotSwmrFileError)
+                if late and not readable_later and hooks.ended(0) is not None:
+                    return None
             if await hooks.wait(delay) is False:
                 delay = min(delay * 2, 1.0)
             if hooks.abandoned() is not None:
@@ -271,13 +327,19 @@ class Lifecycle:
     def _spec(self, hooks: FileHooks) -> FileSpec:
         cfg = self._cfg
         keys = tuple(cfg.keys) if hooks.use_keys else ()
-        return FileSpec(
-            str(hooks.path), cfg.dataset, keys, cfg.timeout, cfg.finished, None, cfg.keys_lag
-        )
+        if hooks.dataset is None:
+            dataset, finished = cfg.dataset, cfg.finished
+        else:  # the source names its dataset: ioc.yaml's file layout does not apply
+            dataset, finished = hooks.dataset, None
+        return FileSpec(str(hooks.path), dataset, keys, cfg.timeout, finished, None, cfg.keys_lag)
+
+    # -- following -----------------------------------------------------------
 
     def _following(self, acq: RemoteAcquisition, hooks: FileHooks) -> str:
+        bound = hooks.bound()
+        count = f"{acq.done} frames" if bound is None else f"{acq.done} of {bound} frames declared"
         lag = self._lag_remark(acq, hooks)
-        return f"Following {acq.path}: {acq.done} frames" + (f"; {lag}" if lag else "")
+        return f"Following {self._name(hooks)}: {count}" + (f"; {lag}" if lag else "")
 
     def _lag_remark(self, acq: RemoteAcquisition, hooks: FileHooks) -> str:
         """StatusMessage's remark on keys lagging the data ('' if they do not)."""
@@ -296,31 +358,39 @@ class Lifecycle:
         if bound is not None and bound < complete:
             acq.complete = complete = max(bound, acq.done)
         self._state.set_frames_written(complete)
-        if hooks.scan_from_file and (extent := acq.scan_extent) is not None:
+        if hooks.scan is None and (extent := acq.scan_extent) is not None:
             self._state.set_scan_shape(*extent)
         return await acq.process()
 
-    def _finish(self, acq: RemoteAcquisition, why: str) -> Outcome:
+    def _finish(self, acq: RemoteAcquisition, hooks: FileHooks, why: str) -> Outcome:
         self.phase = Phase.FINISHED
-        self._state.set_status(Status.FINISHED, f"Finished {acq.path}: {acq.done} frames ({why})")
+        bound = hooks.bound()
+        if bound is not None and bound > acq.done:
+            why += f"; {bound - acq.done} declared frames never appeared in the file"
+        self._status(
+            hooks, Status.FINISHED, f"Finished {self._name(hooks)}: {acq.done} frames ({why})"
+        )
         return Outcome.FINISHED
 
-    def _abandon(self, acq: RemoteAcquisition, why: Abandon) -> Outcome:
+    def _abandon(self, acq: RemoteAcquisition, hooks: FileHooks, why: Abandon) -> Outcome:
         self.phase = Phase.ABANDONED
         if why.error:
-            self._state.set_status(
-                Status.ERROR, f"{acq.path} {why.reason} after {acq.done} frames", Severity.MAJOR
+            self._status(
+                hooks,
+                Status.ERROR,
+                f"{self._name(hooks)} {why.reason} after {acq.done} frames",
+                Severity.MAJOR,
             )
         log.info("%s: %s after %d frames", acq.path, why.reason, acq.done)
         return Outcome.ABANDONED
 
     async def _follow(self, acq: RemoteAcquisition, hooks: FileHooks) -> Outcome:
         """The follow loop: the state machine of one open file."""
-        path = acq.path
+        path, name = acq.path, self._name(hooks)
         self._keys_watch = None
         self.phase = Phase.FOLLOWING
-        self._state.set_status(Status.FOLLOWING, f"Following {path}")
-        retry = RetryPolicy(max(self._cfg.timeout, GIVE_UP_MIN_S))
+        self._status(hooks, Status.FOLLOWING, f"Following {name}")
+        retry = RetryPolicy(self._give_up)
         last_check = time.monotonic()
         poll = POLL_MIN
         ended: str | None = None
@@ -334,21 +404,22 @@ class Lifecycle:
                 return Outcome.REWRITTEN
             except DataLostError as exc:
                 self.phase = Phase.FAILED
-                self._state.set_status(
-                    Status.ERROR, f"Gave up on {path} after {acq.done} frames: {exc}"
+                self._status(
+                    hooks, Status.ERROR, f"Gave up on {name} after {acq.done} frames: {exc}"
                 )
                 log.warning("giving up on %s: %s", path, exc)
                 return Outcome.LOST
             except READ_ERRORS as exc:
                 if (why := hooks.abandoned()) is not None:
-                    return self._abandon(acq, why)
+                    return self._abandon(acq, hooks, why)
                 self.phase = Phase.RETRYING
                 failing, left = retry.failed()
                 if left < 0:
                     self.phase = Phase.FAILED
-                    self._state.set_status(
+                    self._status(
+                        hooks,
                         Status.ERROR,
-                        f"Gave up on {path} after {acq.done} frames: read errors for "
+                        f"Gave up on {name} after {acq.done} frames: read errors for "
                         f"{retry.give_up:g} s: {exc}",
                     )
                     log.warning("giving up on %s: %s", path, exc)
@@ -358,9 +429,10 @@ class Lifecycle:
                 # A short hiccup is retried quietly first.
                 loud = isinstance(exc, TruncatedError | WorkerLostError)
                 if loud or failing > QUIET_RETRY_S:
-                    self._state.set_status(
+                    self._status(
+                        hooks,
                         Status.ERROR,
-                        f"Reading {path} failed after {acq.done} frames: {exc}; retrying "
+                        f"Reading {name} failed after {acq.done} frames: {exc}; retrying "
                         f"(for {left:.0f} s more)",
                     )
                 log.info("reading %s failed, retrying: %s", path, exc)
@@ -370,28 +442,28 @@ class Lifecycle:
                 log.info("reading %s works again after %.1f s", path, retry.recovered())
                 self.phase = Phase.DRAINING if ended else Phase.FOLLOWING
                 acq.last_new = time.monotonic()  # the outage is no "no new frame" time
-                self._state.set_status(Status.FOLLOWING, self._following(acq, hooks))
+                self._status(hooks, Status.FOLLOWING, self._following(acq, hooks))
             if processed:
                 poll = POLL_MIN
-                self._state.set_status(Status.FOLLOWING, self._following(acq, hooks))
+                self._status(hooks, Status.FOLLOWING, self._following(acq, hooks))
                 continue
             # nothing new this round (a lag of the keys may be worth saying)
-            self._state.set_status(Status.FOLLOWING, self._following(acq, hooks))
+            self._status(hooks, Status.FOLLOWING, self._following(acq, hooks))
             if ended is not None:
-                return self._finish(acq, ended)
+                return self._finish(acq, hooks, ended)
             now = time.monotonic()
             if acq.finished:
-                return self._finish(acq, "writer finished")
+                return self._finish(acq, hooks, "writer finished")
             timeout = hooks.idle_timeout()
             if timeout is not None and now - acq.last_new > timeout:
-                return self._finish(acq, f"no new frame for {timeout:g} s")
-            if (ended := hooks.ended()) is not None:
+                return self._finish(acq, hooks, f"no new frame for {timeout:g} s")
+            if (ended := hooks.ended(acq.done)) is not None:
                 self.phase = Phase.DRAINING
                 continue  # one more poll: every frame written before the end
             if now - last_check > CHECK_INTERVAL:
                 last_check = now
                 if (why := hooks.abandoned()) is not None:
-                    return self._abandon(acq, why)
+                    return self._abandon(acq, hooks, why)
             woke = await hooks.wait(poll)
             quiet = now - acq.last_new
             if woke:

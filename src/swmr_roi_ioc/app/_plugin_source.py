@@ -16,6 +16,7 @@ from pathlib import Path
 from swmr_roi_ioc.detector import PLUGIN_PVS, PluginState, PluginWatcher
 from swmr_roi_ioc.engine import WorkerPool
 from swmr_roi_ioc.publish import Status
+from swmr_roi_ioc.stats import ScanGeometry
 
 from ._acquisition import CurrentAcquisition
 from ._lifecycle import Abandon, Lifecycle
@@ -126,9 +127,10 @@ class PluginSource:
             self._state.set_status(Status.ERROR, f"Refusing the plugin's file: {exc}")
             return
         planned = self.watcher.state.scan_shape
+        scan = None
         if planned is not None:  # NumExtraDims / ExtraDimSize*: the whole geometry
-            self._state.set_scan_shape(*planned)
-        hooks = _PluginHooks(self, path, name, generation, live=live, planned=planned is not None)
+            scan = ScanGeometry(planned, self._state.config.scan.snake)
+        hooks = _PluginHooks(self, path, name, generation, live=live, scan=scan)
         await self._lifecycle.run_file(hooks)
 
 
@@ -138,11 +140,12 @@ class _PluginHooks:
     back to 0) or a new file starts, finished after source.timeout without a
     frame only while the camera IOC is unreachable."""
 
+    dataset = None  # source.dataset
     use_keys = False  # NDAttributeChunk: the keys lag the data; follow by extent
 
     def __init__(
         self, source: PluginSource, path: Path, name: str, generation: int, *,
-        live: bool, planned: bool,
+        live: bool, scan: ScanGeometry | None,
     ) -> None:  # fmt: skip
         self._source = source
         self.watcher = source.watcher
@@ -150,7 +153,7 @@ class _PluginHooks:
         self._name = name
         self._generation = generation
         self._live = live
-        self.scan_from_file = not planned
+        self.scan = scan
 
     def bound(self) -> int | None:
         return None
@@ -162,7 +165,7 @@ class _PluginHooks:
             seconds if ps.all_connected else min(seconds, POLL_DISCONNECTED)
         )
 
-    def ended(self) -> str | None:
+    def ended(self, done: int) -> str | None:
         if not self._live:
             return "closed by the plugin"
         ps = self.watcher.state
@@ -174,6 +177,12 @@ class _PluginHooks:
 
     def abandoned(self) -> Abandon | None:
         return None
+
+    def describe(self) -> str:
+        return ""
+
+    def warning(self) -> str:
+        return ""
 
     def idle_timeout(self) -> float | None:
         if self.watcher.state.all_connected:

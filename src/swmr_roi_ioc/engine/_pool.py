@@ -57,6 +57,7 @@ class _Worker:
         self, index: int, generation: int, on_views: Callable[[int, LiveViews], None]
     ) -> None:
         self._on_views = on_views
+        self.generation = generation
         self.name = f"engine-{index}.{generation}"
         ours, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -203,6 +204,11 @@ class WorkerPool:
 
     def worker_pid(self, index: int) -> int:
         return self._workers[index].process.pid
+
+    def generation(self, index: int) -> int:
+        """Which process serves worker ``index`` now: another number once it
+        was replaced (a file open in the old one is not open in the new one)."""
+        return self._workers[index % self.size].generation
 
     async def call(self, index: int, op: str, *args: Any, about: str = "") -> Any:
         """Run ``op`` in worker ``index`` (modulo the pool size) and return its

@@ -125,7 +125,9 @@ class RemoteAcquisition:
         return self._closed
 
     async def _ensure_open(self) -> None:
-        if self._open_in_worker:
+        # a worker replaced between calls (found dead while idle) is a fresh
+        # process: the file is opened in it again
+        if self._open_in_worker and self._open_in == self._pool.generation(self._worker):
             return
         if self._closed:
             raise OSError(f"{self.path} is closed")
@@ -136,6 +138,7 @@ class RemoteAcquisition:
         views = self._sink.view_params() if self._views else None
         if views is not None:
             self._pool.watch_views(self._key, self._sink.set_live_views)
+        self._open_in = self._pool.generation(self._worker)
         opened = await self._call("open", self._key, spec, views)
         assert isinstance(opened, Opened)
         if self._opened is not None and opened.frame_shape != self._opened.frame_shape:
