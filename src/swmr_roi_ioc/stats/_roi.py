@@ -5,6 +5,8 @@ The reference is ``doComputeStatisticsT`` and ``processCallbacks`` in ADCore's
 row is y (dim 1); numpy frames are indexed ``[row, column]``.
 """
 
+from __future__ import annotations
+
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,15 +51,59 @@ class Roi:
     background_width: int = 0
 
 
-@dataclass(frozen=True, eq=False)
 class FrameStats:
-    """Statistics of one region for a batch: float64 arrays of shape (n,)."""
+    """Statistics of one region for a batch: float64 arrays of shape (n,).
 
-    total: npt.NDArray[np.float64]
-    net: npt.NDArray[np.float64]
-    min: npt.NDArray[np.float64]
-    max: npt.NDArray[np.float64]
-    mean: npt.NDArray[np.float64]
+    Held as one (5, n) array (total, net, min, max, mean): the kernel's
+    results for 64 regions are 65 views of its output, not 325, and one array
+    per region crosses the pipe from a worker."""
+
+    __slots__ = ("values",)
+
+    def __init__(
+        self,
+        total: npt.ArrayLike,
+        net: npt.ArrayLike,
+        min: npt.ArrayLike,  # noqa: A002 - NDPluginROIStat's names
+        max: npt.ArrayLike,  # noqa: A002
+        mean: npt.ArrayLike,
+    ) -> None:
+        self.values: npt.NDArray[np.float64] = np.stack(
+            [np.asarray(v, dtype=np.float64) for v in (total, net, min, max, mean)]
+        )
+
+    @classmethod
+    def of(cls, values: npt.NDArray[np.float64]) -> FrameStats:
+        """From a (5, n) float64 array (kept, not copied)."""
+        stats = cls.__new__(cls)
+        stats.values = values
+        return stats
+
+    @property
+    def total(self) -> npt.NDArray[np.float64]:
+        return self.values[0]
+
+    @property
+    def net(self) -> npt.NDArray[np.float64]:
+        return self.values[1]
+
+    @property
+    def min(self) -> npt.NDArray[np.float64]:
+        return self.values[2]
+
+    @property
+    def max(self) -> npt.NDArray[np.float64]:
+        return self.values[3]
+
+    @property
+    def mean(self) -> npt.NDArray[np.float64]:
+        return self.values[4]
+
+    def __getstate__(self) -> npt.NDArray[np.float64]:
+        return np.ascontiguousarray(self.values)  # a view: its own data only
+
+    def __setstate__(self, state: npt.NDArray[np.float64]) -> None:
+        self.values = state
 
 
 def _clamp_dim(offset: int, size: int, dim_size: int) -> tuple[int, int]:
@@ -152,8 +198,7 @@ def _kernel_stats(
     array: npt.NDArray[Any], geometry: tuple[_kernel.Region, ...]
 ) -> list[FrameStats]:
     out = _kernel.kernel_stats(array, geometry)
-    rows = list(out.reshape(-1, out.shape[2]))  # one view per row in one call
-    return [FrameStats(*rows[k : k + 5]) for k in range(0, len(rows), 5)]
+    return [FrameStats.of(region) for region in out]
 
 
 def roi_stats(frames: npt.ArrayLike, roi: Roi) -> FrameStats:
@@ -179,13 +224,7 @@ def frame_stats(frames: npt.ArrayLike) -> FrameStats:
 def _concat(parts: list[FrameStats]) -> FrameStats:
     if len(parts) == 1:
         return parts[0]
-    return FrameStats(
-        total=np.concatenate([p.total for p in parts]),
-        net=np.concatenate([p.net for p in parts]),
-        min=np.concatenate([p.min for p in parts]),
-        max=np.concatenate([p.max for p in parts]),
-        mean=np.concatenate([p.mean for p in parts]),
-    )
+    return FrameStats.of(np.concatenate([p.values for p in parts], axis=1))
 
 
 def _block_stats(array: npt.NDArray[Any], regions: Sequence[Roi]) -> list[FrameStats]:
@@ -216,7 +255,7 @@ def _block_stats(array: npt.NDArray[Any], regions: Sequence[Roi]) -> list[FrameS
             net[:] = total
     pixels = np.array([roi.width * roi.height for roi in regions], dtype=np.float64)
     np.divide(out[:, 0], pixels[:, np.newaxis], out=out[:, 4])
-    return [FrameStats(*out[k]) for k in range(len(regions))]
+    return [FrameStats.of(region) for region in out]
 
 
 def compute_stats(
