@@ -20,8 +20,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from swmr_roi_ioc.follow import NotSwmrError
-from swmr_roi_ioc.stats import LiveViews, Roi
+from swmr_roi_ioc.stats import LiveViews, Roi, compute_stats, live_views
 
 from ._errors import ReadError
 from ._file import FollowedFile
@@ -106,6 +108,16 @@ class Worker:
             return ("error", "read", str(exc) or type(exc).__name__)
 
 
+def warm_up() -> None:
+    """Load the compiled loops (statistics, live views) for the usual frame
+    types now, before the worker says it is ready: the first frame of an
+    acquisition must not wait for numba to load them (a few hundred ms)."""
+    for dtype in (np.uint8, np.uint16):
+        frames = np.zeros((1, 8, 8), dtype=dtype)
+        compute_stats(frames, [Roi(1, 1, 4, 4, 1)])
+        live_views(frames[0], 4, 0.0, 4.0, 4)
+
+
 def serve(conn: Connection) -> None:
     """Answer requests until the IOC process closes the socket."""
     lock = threading.Lock()  # replies and pushed views share the socket
@@ -118,6 +130,7 @@ def serve(conn: Connection) -> None:
         send(("views", key, views))
 
     worker = Worker(push)
+    warm_up()
     send(("ready", os.getpid()))
     while True:
         try:

@@ -15,8 +15,9 @@ frames, published at 10 Hz, each go out at once whatever their jitter,
 while over any stretch of time no PV is posted more than rate_hz times a
 second (plus one). A PV that changed after a quiet period goes out at once
 (the statistics are not held back by the post of FramesWritten_RBV a few ms
-before them). The arrays of the snapshot, and the live views, are one group
-each.
+before them). PVs that belong together share one schedule and go out
+together (see ``_group``): a frame's counters, statistics and arrays; the
+live views; Status and its message.
 """
 
 from __future__ import annotations
@@ -46,6 +47,21 @@ class Sink(Protocol):
 _NO_ALARM = (Severity.NO_ALARM, AlarmStatus.NO_ALARM)
 #: How early (in periods) a post may come before its schedule.
 EARLY = 0.5
+#: Rate-limit groups: what one frame's results change (counters, statistics,
+#: their arrays: stamped with the data's time), the live views.
+FRAME, VIEWS = "frame", "views"
+
+
+def _group(spec: PvSpec) -> str:
+    """The rate-limit group of a PV: its PVs are posted together or wait
+    together (the table's own group, e.g. Status_RBV with its message)."""
+    if spec.group is not None:
+        return spec.group
+    if spec.source is Source.VIEWS:
+        return VIEWS
+    if spec.source is Source.ARRAYS or spec.data_time:
+        return FRAME
+    return spec.suffix
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -71,6 +87,8 @@ class Publisher:
         self.period = 0.0
         #: each PV's (group's) next post on its schedule (monotonic time)
         self._scheduled: dict[str, float] = {}
+        #: the groups decided in the publish under way
+        self._decided: dict[str, bool] = {}
         #: the earliest time a PV that waits may be posted (inf: none waits)
         self._due = math.inf
 
@@ -85,14 +103,24 @@ class Publisher:
             last = self._last.get(spec.suffix)
             if last is not None and last[1:] == alarm and _same(last[0], value):
                 return
-            if not self._may_post(spec.suffix):
-                return  # posted less than a period ago: waits (``_last`` unchanged)
+            if not self._may_post(_group(spec)):
+                return  # ahead of its schedule: waits (``_last`` unchanged)
             self._last[spec.suffix] = (value, *alarm)
         for sink in self._sinks:
             sink.post(spec, value, alarm[0], alarm[1], stamp)
 
     def _may_post(self, key: str) -> bool:
-        """``key`` (a PV, or a group) may be posted now; if so it counts as posted."""
+        """``key`` (a PV, or a group of them) may be posted now; if so it counts
+        as posted. Decided once per :meth:`publish` for a group: its PVs go
+        out together (a frame's counter, statistics and arrays; Status and
+        its message), or wait together."""
+        decided = self._decided.get(key)
+        if decided is not None:
+            return decided
+        self._decided[key] = decided = self._on_schedule(key)
+        return decided
+
+    def _on_schedule(self, key: str) -> bool:
         now = time.monotonic()
         scheduled = self._scheduled.get(key, -math.inf)
         earliest = scheduled - self.period * EARLY
@@ -108,25 +136,27 @@ class Publisher:
         stamped with the time they were computed. Returns the monotonic time
         at which a PV left waiting may be posted (inf: none waits)."""
         self._due = math.inf
+        self._decided: dict[str, bool] = {}
         now = time.time()
         data_time = snap.stats_time if snap.stats_time is not None else now
         for spec in (*self._by_source[Source.SNAPSHOT], *self._by_source[Source.CLOCK]):
             assert spec.read is not None
             alarm = spec.alarm(snap) if spec.alarm is not None else _NO_ALARM
             self._post(spec, spec.read(snap), alarm, data_time if spec.data_time else now)
-        if snap.arrays_generation != self._arrays and self._may_post("arrays"):
+        if snap.arrays_generation != self._arrays and self._may_post(FRAME):
             self._arrays = snap.arrays_generation
             for spec in self._by_source[Source.ARRAYS]:
                 assert spec.read is not None
                 value = spec.read(snap)
                 if value is not None:
                     self._post(spec, value, _NO_ALARM, data_time, compare=False)
-        if views is not None and views.generation != self._views and self._may_post("views"):
+        if views is not None and views.generation != self._views and self._may_post(VIEWS):
             self._views = views.generation
             for spec in self._by_source[Source.VIEWS]:
                 assert spec.read is not None
                 value = spec.read(views)
                 self._post(spec, value, _NO_ALARM, now, compare=spec.length == 1)
+        self._decided = {}
         self._log_status(snap)
         return self._due
 

@@ -33,6 +33,8 @@ from ._puts_rules import (
     as_whole,
 )
 
+#: The rate-limit group of Status_RBV and its message (see PvSpec.group).
+STATUS_GROUP = "status"
 #: The liveness heartbeat (the chart's probe reads it).
 UPTIME = "Uptime_RBV"
 
@@ -125,6 +127,9 @@ class PvSpec:
     alarm: AlarmOf | None = None
     ndarray: NdArray | None = None
     put: PutRule | None = None
+    #: PVs of one group share their rate limit: posted together or not at all
+    #: (None: the publisher decides, see ``_publisher._group``)
+    group: str | None = None
 
     @property
     def writable(self) -> bool:
@@ -318,8 +323,9 @@ def _ioc(config: IocConfig) -> Iterator[PvSpec]:
     """The whole-IOC PVs."""
     yield PvSpec("Status_RBV", Kind.MBBI, "Idle, Waiting, Following, Finished, Error",
                  Source.SNAPSHOT, lambda s: int(s.status), 0, choices=tuple(STATUS_LABELS),
-                 alarm=_status_alarm)  # fmt: skip
-    yield _lsi("StatusMessage_RBV", "what the IOC does or waits for", lambda s: s.message)
+                 alarm=_status_alarm, group=STATUS_GROUP)  # fmt: skip
+    yield _lsi("StatusMessage_RBV", "what the IOC does or waits for", lambda s: s.message,
+               group=STATUS_GROUP)  # fmt: skip
     yield _lsi("FilePath_RBV", "the HDF5 file followed now", lambda s: s.file_path)
     yield _li("ArrayCounter_RBV", "frames processed in this acquisition",
               lambda s: s.array_counter, data_time=True)  # fmt: skip

@@ -94,3 +94,31 @@ def test_a_fast_source_is_posted_at_most_rate_hz_and_the_latest_when_due(
     assert len(times) >= 95  # and it keeps publishing at the rate
     values = [v for _, v in sink.posts]
     assert values == sorted(values)
+
+
+def test_status_and_its_message_go_out_together(
+    setup: tuple[ServiceState, Publisher, _Sink, _Clock],
+) -> None:
+    """A group shares one schedule: the new Status_RBV never shows beside the
+    old message (nor the counter beside old statistics)."""
+    from swmr_roi_ioc.publish import Status
+
+    state, publisher, _, clock = setup
+    seen: list[tuple[float, str, Any]] = []
+
+    class _All:
+        def post(self, spec: Any, value: Any, severity: Any, status: Any, stamp: float) -> None:
+            seen.append((clock.now, spec.suffix, value))
+
+    publisher.add_sink(_All())
+    state.set_status(Status.FOLLOWING, "following")
+    publisher.publish(state.snapshot())
+    clock.now += PERIOD / 10
+    state.set_status(Status.ERROR, "broken")
+    due = publisher.publish(state.snapshot())
+    assert not [s for s in seen if s[0] == clock.now and s[1].startswith("Status")]
+    clock.now = due
+    publisher.publish(state.snapshot())
+    now = {suffix: value for t, suffix, value in seen if t == clock.now}
+    assert now["Status_RBV"] == int(Status.ERROR)
+    assert "broken" in str(now["StatusMessage_RBV"])
