@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 #: Snapshots for publish passes take at most this share of the event loop's
 #: time: after one that took t, the next pass starts t * (1 / MAX_SHARE - 1) later.
 MAX_SHARE = 0.2
-#: How often the histogram settings are looked at (a put shows this soon).
-VIEW_SETTINGS_S = 0.05
 #: The interpreter's thread switch interval in the IOC process (default 5 ms).
 SWITCH_INTERVAL_S = 0.0005
 
@@ -87,9 +85,12 @@ async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: f
 async def _view_settings_forever(state: ServiceState, current: CurrentAcquisition) -> None:
     """New histogram settings (HistSize/HistMin/HistMax puts) go to the
     engine worker that makes the live views; it makes them again at once."""
+    changed = asyncio.Event()
+    state.on_view_settings = changed.set
     sent = state.view_params()
     while True:
-        await asyncio.sleep(VIEW_SETTINGS_S)
+        await changed.wait()
+        changed.clear()
         params = state.view_params()
         if params != sent and (acq := current.acquisition) is not None:
             await acq.configure_views(params)

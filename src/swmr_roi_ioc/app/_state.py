@@ -122,6 +122,8 @@ class ServiceState:
         self._version = 0
         #: called after each such change (the publish loop wakes up)
         self.on_change: Callable[[], None] | None = None
+        #: called after the histogram settings changed (the views are made again)
+        self.on_view_settings: Callable[[], None] | None = None
 
     def _bump(self, changed: bool = True) -> None:
         """A change a publisher could show (under the lock)."""
@@ -367,6 +369,8 @@ class ServiceState:
                 raise ValueError(f"HistMax ({hi:g}) must be greater than HistMin ({lo:g})")
             self._hist = (bins, lo, hi)
             self._hist_generation += 1
+            if self.on_view_settings is not None:
+                self.on_view_settings()
 
     def reset(self) -> None:
         with self._lock:
