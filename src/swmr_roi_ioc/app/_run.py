@@ -8,7 +8,9 @@ import logging
 import math
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +40,21 @@ MAX_SHARE = 0.2
 SWITCH_INTERVAL_S = 0.0005
 
 
+def _waker(event: asyncio.Event) -> Callable[[], None]:
+    """``event.set`` callable from any thread: CA puts change the state in
+    the threads of EPICS base's CA server, not in the event loop's."""
+    loop = asyncio.get_running_loop()
+    thread = threading.get_ident()
+
+    def wake() -> None:
+        if threading.get_ident() == thread:
+            event.set()
+        else:
+            loop.call_soon_threadsafe(event.set)
+
+    return wake
+
+
 async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: float) -> None:
     """Leading-edge publishing, at most rate_hz updates per PV whatever the
     frame rate (the publisher defers a PV posted less than a period ago and
@@ -47,7 +64,7 @@ async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: f
     period = 1.0 / rate_hz
     publisher.period = period
     changed = asyncio.Event()
-    state.on_change = changed.set
+    state.on_change = _waker(changed)
     shown: tuple[int, int] | None = None
     due = math.inf  # when a PV the publisher deferred may be posted
     ready = -math.inf  # the earliest start of the next pass
@@ -86,7 +103,7 @@ async def _view_settings_forever(state: ServiceState, current: CurrentAcquisitio
     """New histogram settings (HistSize/HistMin/HistMax puts) go to the
     engine worker that makes the live views; it makes them again at once."""
     changed = asyncio.Event()
-    state.on_view_settings = changed.set
+    state.on_view_settings = _waker(changed)
     sent = state.view_params()
     while True:
         await changed.wait()

@@ -120,7 +120,7 @@ class ServiceState:
         self._run_progress = 0.0
         #: bumped by every change a publisher could show (see :attr:`version`)
         self._version = 0
-        #: called after each such change (the publish loop wakes up)
+        #: called after each such change, in any thread (the publish loop wakes up)
         self.on_change: Callable[[], None] | None = None
         #: called after the histogram settings changed (the views are made again)
         self.on_view_settings: Callable[[], None] | None = None
