@@ -10,6 +10,7 @@ attribute datasets (the keys) only every NDAttributeChunk frames.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: Fallback poll while the plugin is connected (flushes wake us earlier).
 POLL_CONNECTED = 0.25
+#: At start, the plugin's PVs get this long to connect before LINK/MAJOR is
+#: raised (a disconnect later raises it at once).
+CONNECT_GRACE_S = 3.0
 #: Poll while the camera IOC is away (no wake-ups come).
 POLL_DISCONNECTED = 0.05
 
@@ -47,6 +51,8 @@ class PluginSource:
         self.timeout = state.config.source.timeout
         self.watcher = PluginWatcher(prefix)
         self.prefix = prefix
+        self._born = time.monotonic()
+        self._ever_connected = False
 
     async def run(self) -> None:
         self.watcher.start()
@@ -59,7 +65,10 @@ class PluginSource:
 
     def check_link(self, ps: PluginState) -> None:
         if ps.all_connected:
+            self._ever_connected = True
             self._state.set_link(None)
+        elif not self._ever_connected and time.monotonic() - self._born < CONNECT_GRACE_S:
+            return  # starting: the monitors are still connecting, no alarm yet
         elif ps.connected:
             missing = sorted(set(self._watcher_pvs()) - ps.connected)
             self._state.set_link(f"Plugin {self.prefix} PVs not connected: {', '.join(missing)}")
