@@ -26,16 +26,16 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.epics_env import epics_bin, loopback_env
+from benchmarks.epics_env import epics_bin
 from benchmarks.live import (
     PREFIX,
+    Part,
     _caget,
     _camonitor_events,
     _config,
@@ -53,8 +53,10 @@ from benchmarks.live import (
     _wait_counter,
     _writer_args,
     _writer_rate,
+    run_parts,
 )
 from benchmarks.report import Row, Target
+from swmr_roi_ioc.stats import Roi, clamp_roi
 
 RECOMPUTE_RATIO = 0.5
 LAG_LIMIT_MS = 1000.0
@@ -193,8 +195,10 @@ def _recompute(data: Path, env: dict[str, str], shape: tuple[int, int], quick: b
 
         with h5py.File(raw, "r", libver="latest", swmr=True, locking=False) as f:
             dset = f["/entry/instrument/detector/data"]
-            y, w, h = roi["y"], roi["width"], roi["height"]
-            want = np.array([float(np.asarray(dset[i, y : y + h, new_x : new_x + w]).sum(
+            # clamped to the frame as NDPluginROIStat does (a small --shape)
+            c = clamp_roi(Roi(new_x, roi["y"], roi["width"], roi["height"]), shape)
+            x, y, w, h = c.x, c.y, c.width, c.height
+            want = np.array([float(np.asarray(dset[i, y : y + h, x : x + w]).sum(
                 dtype=np.uint64)) for i in range(frames)])  # fmt: skip
         wrong = int(np.count_nonzero(series[:frames] != want))
         exact = "every frame equals numpy" if wrong == 0 else f"{wrong} FRAMES DIFFER"
@@ -236,40 +240,14 @@ PARTS: list[tuple[str, list[tuple[str, float, str]]]] = [
 def run(workdir: Path, shape: tuple[int, int], quick: bool,
         catchup_fps: float | None = None) -> tuple[list[Row], list[Target]]:  # fmt: skip
     """Both parts; a part that fails gives a row saying why (its targets N/A)."""
-    parent = workdir.parent if workdir.parent.is_dir() else Path(tempfile.gettempdir())
-    data = Path(tempfile.mkdtemp(prefix="swmr-engine-", dir=parent))
-    env = loopback_env()
-    rows: list[Row] = []
-    targets: list[Target] = []
-    repeater = subprocess.Popen([epics_bin("caRepeater")], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    parts = [
-        lambda: _live10(data, env, shape, quick),
-        lambda: _recompute(data, env, shape, quick, catchup_fps),
-    ]
-    try:
-        for (group, names), part in zip(PARTS, parts, strict=True):
-            t0 = time.monotonic()
-            print(f"  live: {group} ...", file=sys.stderr, flush=True)
-            try:
-                got_rows, got_targets = part()
-            except Exception as exc:  # noqa: BLE001 - one failing part must not hide the others
-                got_rows = [Row(group, group, group, "live", text="failed",
-                                note=f"{type(exc).__name__}: {exc}")]  # fmt: skip
-                got_targets = [Target(n, None, t, b, "(failed)") for n, t, b in names]
-            rows += got_rows
-            targets += got_targets
-            for row in got_rows:
-                print(f"  live: {row.group:<20} {row.label:<58} {row.text}",
-                      file=sys.stderr, flush=True)  # fmt: skip
-            print(f"  live: {group} took {time.monotonic() - t0:.0f} s", file=sys.stderr)
-            for h5 in data.glob("*.h5"):
-                h5.unlink()
-    finally:
-        repeater.terminate()
-        repeater.wait(timeout=10)
-        shutil.rmtree(data, ignore_errors=True)
-    return rows, targets
+
+    def parts(data: Path, env: dict[str, str]) -> list[Part]:
+        return [
+            lambda: _live10(data, env, shape, quick),
+            lambda: _recompute(data, env, shape, quick, catchup_fps),
+        ]
+
+    return run_parts("swmr-engine-", PARTS, parts, workdir)
 
 
 def main(argv: list[str] | None = None) -> int:

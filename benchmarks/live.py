@@ -677,23 +677,24 @@ PARTS: list[tuple[str, list[tuple[str, float, str]]]] = [
 ]  # fmt: skip
 
 
-def run(ctx: LiveContext) -> tuple[list[Row], list[Target]]:
-    """Measure every live part; a failing part gives a row saying why."""
-    plan = _plan(ctx.quick)
-    parent = ctx.workdir.parent if ctx.workdir.parent.is_dir() else Path(tempfile.gettempdir())
-    data = Path(tempfile.mkdtemp(prefix="swmr-live-", dir=parent))
+Part = Any  # () -> (rows, targets)
+
+
+def run_parts(prefix: str, names: list[tuple[str, list[tuple[str, float, str]]]],
+              make_parts: Any, workdir: Path) -> tuple[list[Row], list[Target]]:  # fmt: skip
+    """Run live parts in a fresh data directory beside ``workdir`` with private
+    EPICS ports and a caRepeater of their own. ``make_parts(data, env)`` gives
+    one callable per entry of ``names`` (group, its targets); a part that
+    fails gives a row saying why and leaves its targets N/A."""
+    parent = workdir.parent if workdir.parent.is_dir() else Path(tempfile.gettempdir())
+    data = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     env = loopback_env()
     rows: list[Row] = []
     targets: list[Target] = []
     repeater = subprocess.Popen([epics_bin("caRepeater")], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        parts = [
-            lambda: _live100(data, env, ctx.shape, plan),
-            lambda: _livemax(data, env, ctx.shape, plan),
-            lambda: _clients50(data, env, plan),
-        ]
-        for (group, names), part in zip(PARTS, parts, strict=True):
+        for (group, expected), part in zip(names, make_parts(data, env), strict=True):
             t0 = time.monotonic()
             print(f"  live: {group} ...", file=sys.stderr, flush=True)
             try:
@@ -701,11 +702,11 @@ def run(ctx: LiveContext) -> tuple[list[Row], list[Target]]:
             except Exception as exc:  # noqa: BLE001 - one failing part must not hide the others
                 got_rows = [Row(group, group, group, "live", text="failed",
                                 note=f"{type(exc).__name__}: {exc}")]  # fmt: skip
-                got_targets = [Target(n, None, t, b, "(failed)") for n, t, b in names]
+                got_targets = [Target(n, None, t, b, "(failed)") for n, t, b in expected]
             rows += got_rows
             targets += got_targets
             for row in got_rows:
-                print(f"  live: {row.group:<14} {row.label:<58} {row.text}",
+                print(f"  live: {row.group:<20} {row.label:<58} {row.text}",
                       file=sys.stderr, flush=True)  # fmt: skip
             print(f"  live: {group} took {time.monotonic() - t0:.0f} s", file=sys.stderr)
             for h5 in data.glob("*.h5"):
@@ -715,3 +716,17 @@ def run(ctx: LiveContext) -> tuple[list[Row], list[Target]]:
         repeater.wait(timeout=10)
         shutil.rmtree(data, ignore_errors=True)
     return rows, targets
+
+
+def run(ctx: LiveContext) -> tuple[list[Row], list[Target]]:
+    """Measure every live part; a failing part gives a row saying why."""
+    plan = _plan(ctx.quick)
+
+    def parts(data: Path, env: dict[str, str]) -> list[Part]:
+        return [
+            lambda: _live100(data, env, ctx.shape, plan),
+            lambda: _livemax(data, env, ctx.shape, plan),
+            lambda: _clients50(data, env, plan),
+        ]
+
+    return run_parts("swmr-live-", PARTS, parts, ctx.workdir)
