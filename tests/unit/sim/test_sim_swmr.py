@@ -48,10 +48,13 @@ def _follow(path: Path, options: SimOptions, proc: multiprocessing.Process) -> O
         data, uid = f[DATA_PATH], f[UID_PATH]
         while True:
             alive = proc.is_alive()
-            data.refresh()
+            # the keys before the data: the writer flushes the data first, so
+            # keys read before the data can never be ahead of it (read after,
+            # they could count frames appended between the two refreshes)
             uid.refresh()
-            extent = data.shape[:-2]
             uids = uid[...].ravel()
+            data.refresh()
+            extent = data.shape[:-2]
             seen.polls.append((extent, int(np.count_nonzero(uids))))
             # frames flushed for sure: those before the last extension (with
             # extra dims the last row's fill is unknown until the next row)
