@@ -25,7 +25,7 @@ from swmr_roi_ioc.follow import FrameReader, KeyFollower, open_swmr, shared_data
 from swmr_roi_ioc.stats import FrameStats, Roi, compute_stats
 
 from ._errors import DataLostError, RewrittenError, TruncatedError
-from ._pipeline import FramePipeline
+from ._pipeline import STREAM_WORKERS, FramePipeline
 from ._protocol import Batch, FileSpec, Opened, Polled
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,15 @@ class FollowedFile:
 
     @classmethod
     def open(
-        cls, spec: FileSpec, on_frame: Callable[[np.ndarray], None] | None = None
+        cls,
+        spec: FileSpec,
+        on_frame: Callable[[np.ndarray], None] | None = None,
+        *,
+        threads: int = STREAM_WORKERS,
     ) -> FollowedFile:
         """Open ``spec.path``; raises OSError, KeyError, ValueError. The newest
-        frame of each request is given to ``on_frame`` (the live views)."""
+        frame of each request is given to ``on_frame`` (the live views);
+        ``threads`` read and compute a long range."""
         path = Path(spec.path)
         h5file = open_swmr(path)
         fd = -1
@@ -128,7 +133,7 @@ class FollowedFile:
             )
             reader = FrameReader(spec.dataset, h5file, scan_rank)
             sink = _Sink([], [])
-            pipeline = FramePipeline(sink, reader, h5file, follower)
+            pipeline = FramePipeline(sink, reader, h5file, follower, threads=threads)
             followed = cls(spec, h5file, follower, pipeline, fd, on_frame)
             followed._sink = sink  # noqa: SLF001 - set once, here
             followed.keys_mode = mode
@@ -141,6 +146,8 @@ class FollowedFile:
 
     _sink: _Sink
     keys_mode = "wait"
+    #: frames complete at the last poll
+    known_complete = 0
 
     def opened(self) -> Opened:
         dset = self._pipeline.dataset
@@ -228,6 +235,7 @@ class FollowedFile:
         self._check_size()
         f = self.follower
         complete = f.poll()
+        self.known_complete = complete
         return Polled(complete, f.finished, self._scan_extent(), f.keys_complete, f.extent_complete)
 
     def _scan_extent(self) -> tuple[int, int] | None:

@@ -54,7 +54,11 @@ class _Worker:
     """One worker process and its socket; one call at a time."""
 
     def __init__(
-        self, index: int, generation: int, on_views: Callable[[int, LiveViews], None]
+        self,
+        index: int,
+        generation: int,
+        on_views: Callable[[int, LiveViews], None],
+        threads: int,
     ) -> None:
         self._on_views = on_views
         self.generation = generation
@@ -62,7 +66,13 @@ class _Worker:
         ours, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "swmr_roi_ioc.engine._worker", str(theirs.fileno())],
+            [
+                sys.executable,
+                "-m",
+                "swmr_roi_ioc.engine._worker",
+                str(theirs.fileno()),
+                str(threads),
+            ],  # fmt: skip
             pass_fds=(theirs.fileno(),),
             env=env,
             stdin=subprocess.DEVNULL,
@@ -148,6 +158,8 @@ class WorkerPool:
         on_blocked: BlockedCallback | None = None,
     ) -> None:
         self.size = max(1, workers or os.cpu_count() or 1)
+        #: threads per worker for a long range: the cores shared among the workers
+        self.threads = max(1, (os.cpu_count() or 1) // self.size)
         self.stall_timeout = stall_timeout
         self.on_blocked = on_blocked
         self._workers: list[_Worker] = []
@@ -164,7 +176,8 @@ class WorkerPool:
         import and get ready while the IOC builds its records."""
         if not self._workers:
             self._workers = [
-                _Worker(i, next(self._generations), self._views_made) for i in range(self.size)
+                _Worker(i, next(self._generations), self._views_made, self.threads)
+                for i in range(self.size)
             ]
 
     async def start(self) -> None:
@@ -197,7 +210,7 @@ class WorkerPool:
         old = self._workers[index]
         with contextlib.suppress(Exception):
             old.close()
-        worker = _Worker(index, next(self._generations), self._views_made)
+        worker = _Worker(index, next(self._generations), self._views_made, self.threads)
         self._workers[index] = worker
         log.info("worker %s replaced by %s", old.name, worker.name)
         return worker

@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 HOP_FRAMES = 256
 #: ... and at most this many bytes of frames (a hop must stay far below BLOCKED_S).
 HOP_BYTES = 256 * 2**20
-#: A backlog of at least this many hops is shared with the other workers.
+#: A backlog of at least this many hops is shared with the other workers ...
 PARALLEL_HOPS = 2
+#: ... for at most this long per call (then the status is brought up to date).
+CATCH_UP_S = 1.0
 #: Frames read again per request (a ROI change): at most this many bytes, so
 #: live frames queued behind it in the same worker wait a few ms only.
 REREAD_BYTES = 64 * 2**20
@@ -161,7 +163,10 @@ class RemoteAcquisition:
             self.last_new = time.monotonic()  # frames arrive, keys or not: no timeout
         return self.complete
 
-    def _hop(self, frames: int = HOP_FRAMES, nbytes: int = HOP_BYTES) -> int:
+    def _hop(self, frames: int | None = None, nbytes: int | None = None) -> int:
+        """Frames per request: at most ``frames`` and ``nbytes`` (HOP_FRAMES, HOP_BYTES)."""
+        frames = HOP_FRAMES if frames is None else frames
+        nbytes = HOP_BYTES if nbytes is None else nbytes
         assert self._opened is not None
         shape = self._opened.frame_shape
         frame_bytes = max(1, shape[0] * shape[1] * self._opened.itemsize)
@@ -173,36 +178,90 @@ class RemoteAcquisition:
         return self._hop(REREAD_FRAMES, REREAD_BYTES)
 
     async def process(self) -> int:
-        """Process up to a hop (HOP_FRAMES, HOP_BYTES) of complete frames per
-        worker; returns how many. A backlog (a file found long, after a pause)
-        is cut into one hop per worker, processed in parallel, and applied in
-        frame order; live frames go to this file's own worker at once."""
+        """Process complete frames; returns how many. Live frames (less than
+        PARALLEL_HOPS hops) go to this file's own worker at once, a hop
+        (HOP_FRAMES, HOP_BYTES) at most. A backlog (a file found long, after
+        a pause) is shared by every worker: each takes the next hop as soon
+        as it is done with its last (no worker waits for the others), the
+        results are applied in frame order, for at most CATCH_UP_S."""
         if self.complete <= self.done:
             return 0
         await self._ensure_open()
         first, hop = self.done, self._hop()
-        parts = 1
-        if self.parallel and self._pool.size > 1:
-            parts = min(self._pool.size, (self.complete - first) // hop)
-            parts = parts if parts >= PARALLEL_HOPS else 1
         rois = self._sink.rois_for_next_batch()
-        ranges = [
-            (first + i * hop, min(self.complete, first + (i + 1) * hop)) for i in range(parts)
-        ]
-        calls = [self._call("process", self._key, *ranges[0], rois)]
-        calls += [self._helper_part(i, *ranges[i], rois) for i in range(1, parts)]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        for (start, _), result in zip(ranges, results, strict=True):
-            if isinstance(result, BaseException) or self.done != start:
-                if isinstance(result, BaseException) and start == first:
-                    raise result  # nothing applied: the lifecycle retries
-                if isinstance(result, BaseException):
-                    log.debug("catch-up part from %d failed: %s", start, result)
-                break  # a later part failed or stopped short: done as far as in order
+        if not self.parallel or self._pool.size == 1 or self.complete - first < PARALLEL_HOPS * hop:
+            stop = min(self.complete, first + hop)
+            result = await self._call("process", self._key, first, stop, rois)
             assert isinstance(result, Processed)
             self._apply(result)
+        else:
+            await self._catch_up(first, hop, rois)
         self.last_new = time.monotonic()
         return self.done - first
+
+    async def _catch_up(self, first: int, hop: int, rois: list[Roi | None]) -> None:
+        """Frames [first, complete) in hops over every worker, applied in order."""
+        stop, deadline = self.complete, time.monotonic() + CATCH_UP_S
+        ranges: dict[int, int] = {}  # start -> stop of the hops handed out
+        results: dict[int, Processed | BaseException] = {}
+        arrived = asyncio.Event()
+        taken = first
+        halted = False
+
+        def take() -> tuple[int, int] | None:
+            nonlocal taken
+            if halted or taken >= stop or time.monotonic() > deadline:
+                return None
+            part = (taken, min(stop, taken + hop))
+            taken = part[1]
+            ranges[part[0]] = part[1]
+            return part
+
+        async def work(index: int) -> None:
+            nonlocal halted
+            while (part := take()) is not None:
+                result: Processed | BaseException
+                try:
+                    if index == 0:
+                        got = await self._call("process", self._key, *part, rois)
+                    else:
+                        got = await self._helper_part(index, *part, rois)
+                    assert isinstance(got, Processed)
+                    result = got
+                except Exception as exc:  # noqa: BLE001 - applied in order, below
+                    result, halted = exc, True
+                results[part[0]] = result
+                arrived.set()
+                if isinstance(result, BaseException):
+                    return
+
+        tasks = [asyncio.create_task(work(i)) for i in range(self._pool.size)]
+        try:
+            while True:
+                while (result := results.pop(self.done, None)) is not None:
+                    if isinstance(result, BaseException):
+                        if self.done == first:
+                            raise result  # nothing applied: the lifecycle retries
+                        log.debug("catch-up part from %d failed: %s", self.done, result)
+                        return
+                    assert isinstance(result, Processed)
+                    short = result.done < ranges[self.done]
+                    self._apply(result)
+                    if short:  # stopped short (the file's end moved): the rest next time
+                        halted = True
+                        return
+                if all(task.done() for task in tasks) and self.done not in results:
+                    return
+                arrived.clear()
+                await arrived.wait()
+        except asyncio.CancelledError:
+            for task in tasks:  # their workers are replaced: a call cut short
+                task.cancel()
+            raise
+        finally:
+            # hops in flight are let finish (a call cancelled costs its worker)
+            halted = True
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _helper(self, part: int) -> RemoteAcquisition:
         """This file open in the ``part``-th worker after its own (part > 0)."""

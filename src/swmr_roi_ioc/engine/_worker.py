@@ -1,6 +1,7 @@
 """A worker process: owns the files, answers the IOC process's requests.
 
-Started by the IOC process as ``python -m swmr_roi_ioc.engine._worker FD``
+Started by the IOC process as ``python -m swmr_roi_ioc.engine._worker FD
+THREADS``
 (a fresh interpreter: spawn semantics, nothing inherited but the socket),
 kept alive across acquisitions. One request at a time, in order; each reply
 is ``("ok", value)`` or ``("error", kind, message)``. Runs until the socket
@@ -28,6 +29,7 @@ from swmr_roi_ioc.stats import LiveViews, Roi, compute_stats, live_views
 from ._errors import ReadError
 from ._file import FollowedFile
 from ._nexus import NexusAcquisition, write_nexus
+from ._pipeline import STREAM_WORKERS
 from ._protocol import FileSpec, Processed, ViewParams
 from ._viewmaker import Push, ViewMaker
 
@@ -38,8 +40,10 @@ class Worker:
     """The files this worker has open, by the key the IOC process gave them,
     and the live views of their newest frames (pushed through ``push``)."""
 
-    def __init__(self, push: Push) -> None:
+    def __init__(self, push: Push, threads: int = STREAM_WORKERS) -> None:
         self._files: dict[int, FollowedFile] = {}
+        #: threads that read and compute a long range of one file
+        self.threads = threads
         self._views = ViewMaker(push)
         self._ops: dict[str, Callable[..., Any]] = {
             "open": self.open,
@@ -63,7 +67,7 @@ class Worker:
         if views is not None:
             self._views.configure(key, views)
             on_frame = functools.partial(self._views.offer, key)
-        followed = FollowedFile.open(spec, on_frame)
+        followed = FollowedFile.open(spec, on_frame, threads=self.threads)
         self._files[key] = followed
         return followed.opened()
 
@@ -73,8 +77,11 @@ class Worker:
         return Processed(done, batches, followed.keys_lag, followed.first_frame)
 
     def catch_up(self, key: int, first: int, stop: int, rois: list[Roi | None]) -> Processed:
-        """A helper's part of a catch-up: see the file as it is now, then process."""
-        self._files[key].poll()
+        """A helper's part of a catch-up: see the file as it is now (unless
+        it already knows the part complete), then process."""
+        followed = self._files[key]
+        if stop > followed.known_complete:
+            followed.poll()
         return self.process(key, first, stop, rois)
 
     def roi_stats(self, key: int, start: int, stop: int, roi: Roi) -> Any:
@@ -118,7 +125,7 @@ def warm_up() -> None:
         live_views(frames[0], 4, 0.0, 4.0, 4)
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, threads: int = STREAM_WORKERS) -> None:
     """Answer requests until the IOC process closes the socket."""
     lock = threading.Lock()  # replies and pushed views share the socket
 
@@ -129,7 +136,7 @@ def serve(conn: Connection) -> None:
     def push(key: int, views: LiveViews) -> None:
         send(("views", key, views))
 
-    worker = Worker(push)
+    worker = Worker(push, threads)
     warm_up()
     send(("ready", os.getpid()))
     while True:
@@ -151,7 +158,8 @@ def main() -> None:
         level=os.environ.get("SWMR_ROI_WORKER_LOG", "WARNING"),
         format="%(asctime)s %(levelname)s worker %(process)d %(name)s: %(message)s",
     )
-    serve(Connection(int(sys.argv[1])))
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else STREAM_WORKERS
+    serve(Connection(int(sys.argv[1])), threads)
 
 
 if __name__ == "__main__":

@@ -142,6 +142,10 @@ class BlockStream:
       cache; its return value is the guard's ``result``. The consumer's
       numpy work then runs on all workers in parallel (an exception in it
       ends the stream like a read error).
+    - ``buffers``: a list the block buffers are kept in. Give the next
+      stream the same list (after this one is closed) and it reads into the
+      same memory: fresh buffers cost a page fault per 4 kB, about a tenth
+      of reading frames from the page cache.
 
     Iterate (``for guard in stream``, ``async for``) or call :meth:`get`;
     use it as a context manager or call :meth:`close`. ``dataset_path`` is
@@ -171,6 +175,7 @@ class BlockStream:
         start: int = 0,
         stop: int | None = None,
         process: Callable[[NDArray[Any]], Any] | None = None,
+        buffers: list[NDArray[Any] | None] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -210,7 +215,8 @@ class BlockStream:
         self._wake = threading.Event()
         self._source = Source(follower, live, self._wake)
         self._planner = Planner(self._source, start, self.block_size, cyclic, stop)
-        self._buffers: list[NDArray[Any] | None] = [None] * self.read_ahead
+        self._buffers: list[NDArray[Any] | None] = [] if buffers is None else buffers
+        self._buffers.extend([None] * (self.read_ahead - len(self._buffers)))
         self._pool = Pool(self.read_ahead)
         self._cond = threading.Condition()
         self._ready: dict[int, tuple[Claim, int]] = {}
@@ -257,7 +263,11 @@ class BlockStream:
 
     def _buffer(self, slot: int) -> NDArray[Any]:
         buf = self._buffers[slot]
-        if buf is None:
+        if (
+            buf is None
+            or buf.shape != (self.block_size, *self.reader.frame_shape)
+            or buf.dtype != self.reader.dtype
+        ):
             buf = self.reader.empty(self.block_size)
             self._buffers[slot] = buf
         return buf
