@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,8 @@ class FollowedFile:
         self._solid = _first_hole(fd, self._size)
         self._full_scan = time.monotonic()
         self._scanned_size = self._size
+        #: the whole-file hole scan running in a thread: (first hole, _solid then)
+        self._scan: Future[tuple[int, int]] | None = None
         self.first_frame: FirstFrame | None = spec.first_frame
 
     @classmethod
@@ -172,24 +175,46 @@ class FollowedFile:
             if self._rewritten() is True:
                 raise RewrittenError(f"{self.path} was written again in place (new file)")
             raise TruncatedError(f"{self.path} was truncated to {size} bytes ({self._size} before)")
-        # the whole file at most every FULL_HOLE_SCAN_S (SEEK_HOLE walks every
-        # page on tmpfs: 9 ms per 1.4 GB), else only its last HOLE_TAIL bytes
-        now = time.monotonic()
-        start = max(0, self._solid - HOLE_TAIL)
-        if now - self._full_scan >= FULL_HOLE_SCAN_S and size != self._scanned_size:
-            start, self._full_scan, self._scanned_size = 0, now, size
-        hole = _first_hole(self._fd, size, start)
+        # its last HOLE_TAIL bytes here; the whole file in a thread, at most
+        # every FULL_HOLE_SCAN_S (SEEK_HOLE walks every page on tmpfs: 9 ms
+        # per 1.4 GB, which live frames must not wait for)
+        hole = _first_hole(self._fd, size, max(0, self._solid - HOLE_TAIL))
         if hole < self._solid:
-            raise DataLostError(
-                f"{self.path} was truncated and written on past a hole at byte {hole}: "
-                "the frames stored there are lost"
-            )
+            self._lost(hole)
+        self._whole_file(size)
         if self._low is not None:
             if self._rewritten() is not False:
                 raise RewrittenError(f"{self.path} was written again in place (new file)")
             self._low = None
         self._solid = hole
         self._size = size
+
+    def _lost(self, hole: int) -> None:
+        raise DataLostError(
+            f"{self.path} was truncated and written on past a hole at byte {hole}: "
+            "the frames stored there are lost"
+        )
+
+    def _whole_file(self, size: int) -> None:
+        """The whole-file hole scan: its result if done (DataLostError for a
+        hole in bytes that held data when it started), a new one when due."""
+        scan = self._scan
+        if scan is not None and scan.done():
+            self._scan = None
+            hole, solid = scan.result()
+            # still a hole now? (the scan may have seen a truncation's end
+            # that was written over since, or is being restored in place)
+            if hole < solid and _first_hole(self._fd, size, hole) == hole:
+                self._lost(hole)
+        now = time.monotonic()
+        if (
+            self._scan is None
+            and now - self._full_scan >= FULL_HOLE_SCAN_S
+            and size != self._scanned_size
+        ):
+            self._full_scan, self._scanned_size = now, size
+            fd, solid = self._fd, self._solid
+            self._scan = _scanner().submit(lambda: (_first_hole(fd, size), solid))
 
     def _frame0_bytes(self) -> FirstFrame | None:
         """Where frame 0 is stored and the digest of those bytes; None if unknown."""
@@ -274,6 +299,8 @@ class FollowedFile:
 
     def close(self) -> None:
         try:
+            if self._scan is not None:
+                self._scan.result()  # before its descriptor is closed
             self._pipeline.close()
             self._h5file.close()
         except Exception as exc:  # noqa: BLE001 - closing a broken file must not raise
@@ -288,6 +315,17 @@ def keys_lag_mode(configured: str | None, h5file: h5py.File) -> str:
     if configured is not None:
         return configured
     return "extent" if ND_ATTRIBUTES in h5file else "wait"
+
+
+_scanner_pool: ThreadPoolExecutor | None = None
+
+
+def _scanner() -> ThreadPoolExecutor:
+    """The worker's one thread for whole-file hole scans."""
+    global _scanner_pool
+    if _scanner_pool is None:
+        _scanner_pool = ThreadPoolExecutor(1, thread_name_prefix="hole-scan")
+    return _scanner_pool
 
 
 def _first_hole(fd: int, size: int, start: int = 0) -> int:
