@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 #: Snapshots for publish passes take at most this share of the event loop's
 #: time: after one that took t, the next pass starts t * (1 / MAX_SHARE - 1) later.
 MAX_SHARE = 0.2
+#: Uptime_RBV (whole seconds) and the decay of ArrayRate_RBV are posted this
+#: often while nothing else changes.
+CLOCK_S = 1.0
 #: The interpreter's thread switch interval in the IOC process (default 5 ms).
 SWITCH_INTERVAL_S = 0.0005
 
@@ -85,16 +88,16 @@ async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: f
                 due = publisher.publish(snap, state.live_views())
                 ready = time.monotonic() + spent * (1.0 / MAX_SHARE - 1.0)
                 clock = now
-            elif now - clock >= period:
-                # nothing changed but the clock: Uptime_RBV and ArrayRate_RBV's
-                # decay only, so an idle IOC costs next to nothing
+            elif now - clock >= CLOCK_S:
+                # nothing changed but the clock: Uptime_RBV (whole seconds) and
+                # ArrayRate_RBV's decay only, so an idle IOC costs next to nothing
                 publisher.publish_clock(state.uptime, state.array_rate)
                 clock = now
         except Exception:  # a failing update must not stop the IOC
             log.exception("publishing failed")
             clock = time.monotonic()
             ready = clock + period
-        timeout = max(0.0, min(due, clock + period) - time.monotonic())
+        timeout = max(0.0, min(due, clock + CLOCK_S) - time.monotonic())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout)
 

@@ -38,8 +38,11 @@ log = logging.getLogger(__name__)
 
 #: A call not returned after this long is reported (a MINOR alarm).
 BLOCKED_S = 2.0
-#: How often the watchdog looks.
+#: How often the watchdog looks while a call is in flight (a blocked call is
+#: reported within BLOCKED_S + WATCH_S), and while every worker is idle (a
+#: worker that died is replaced within that long).
 WATCH_S = 0.25
+WATCH_IDLE_S = 1.0
 #: An idle worker is pinged this often (one stopped while idle is found).
 PING_S = 5.0
 #: A worker not ready after this long (imports, on a loaded machine) is replaced.
@@ -269,7 +272,8 @@ class WorkerPool:
 
     async def _watchdog(self) -> None:
         while True:
-            await asyncio.sleep(WATCH_S)
+            busy = any(w.future is not None and not w.future.done() for w in self._workers)
+            await asyncio.sleep(WATCH_S if busy else WATCH_IDLE_S)
             try:
                 self._watch_once()
             except Exception:  # the watchdog must not die
