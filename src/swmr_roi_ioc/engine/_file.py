@@ -286,7 +286,7 @@ class FollowedFile:
             self._on_frame(self._sink.latest)
         if self.first_frame is None:
             self.first_frame = self._frame0_bytes()
-        return done, self._sink.batches
+        return done, _merged(self._sink.batches)
 
     @property
     def keys_lag(self) -> bool:
@@ -307,6 +307,28 @@ class FollowedFile:
             log.debug("closing %s: %s", self.path, exc)
         finally:
             os.close(self._fd)
+
+
+def _merged(batches: list[Batch]) -> list[Batch]:
+    """A request's batches (blocks of a few frames, in frame order, the same
+    ROIs) as one: the IOC process then applies one batch per request (a
+    catch-up sent it ~36 per 256 MB, each a state update of its own)."""
+    if len(batches) < 2:
+        return batches
+    first, last = batches[0], batches[-1]
+    pattern = [r is None for r in first.rois]
+    if any([r is None for r in b.rois] != pattern for b in batches):
+        return batches  # not computed alike: as they are
+
+    def joined(parts: list[FrameStats]) -> FrameStats:
+        return FrameStats.of(np.concatenate([p.values for p in parts], axis=1))
+
+    rois: list[FrameStats | None] = []
+    for k, stats in enumerate(first.rois):
+        parts = [b.rois[k] for b in batches]
+        rois.append(None if stats is None else joined([p for p in parts if p is not None]))
+    frame = joined([b.frame for b in batches])
+    return [Batch(first.start, rois, frame, last.unique_id)]
 
 
 def keys_lag_mode(configured: str | None, h5file: h5py.File) -> str:

@@ -163,3 +163,21 @@ async def test_live_frames_go_to_the_own_worker(small_hops: int) -> None:
 def test_pool_threads_share_the_cores() -> None:
     assert WorkerPool(1, 30.0).threads >= 1
     assert WorkerPool(64, 30.0).threads == 1
+
+
+def test_a_requests_batches_are_sent_as_one() -> None:
+    from swmr_roi_ioc.engine._file import _merged
+
+    def stats(start: int, n: int) -> FrameStats:
+        return FrameStats.of(np.arange(start, start + n, dtype=np.float64) * np.ones((5, 1)))
+
+    batches = [Batch(s, [stats(s, 3), None], stats(s, 3), s + 3) for s in (10, 13, 16)]
+    (one,) = _merged(batches)
+    assert one.start == 10 and one.unique_id == 19 and one.rois[1] is None
+    roi = one.rois[0]
+    assert roi is not None
+    np.testing.assert_array_equal(roi.total, np.arange(10, 19))
+    np.testing.assert_array_equal(one.frame.values, stats(10, 9).values)
+    # computed with other ROIs (never within one request): left as they are
+    mixed = [*batches[:2], Batch(16, [None, stats(16, 3)], stats(16, 3), 19)]
+    assert _merged(mixed) == mixed
