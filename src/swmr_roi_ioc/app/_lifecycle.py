@@ -357,10 +357,14 @@ class Lifecycle:
         bound = hooks.bound()
         if bound is not None and bound < complete:
             acq.complete = complete = max(bound, acq.done)
-        self._state.set_frames_written(complete)
         if hooks.scan is None and (extent := acq.scan_extent) is not None:
             self._state.set_scan_shape(*extent)
-        return await acq.process()
+        try:
+            return await acq.process()
+        finally:
+            # with the frame's results, in one change: a change of its own
+            # would be published first, and the frame's a moment later
+            self._state.set_frames_written(complete)
 
     def _finish(self, acq: RemoteAcquisition, hooks: FileHooks, why: str) -> Outcome:
         self.phase = Phase.FINISHED

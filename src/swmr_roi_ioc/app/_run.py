@@ -33,8 +33,10 @@ from ._world import world_ready
 
 log = logging.getLogger(__name__)
 
-#: Snapshots for publish passes take at most this share of the event loop's
-#: time: after one that took t, the next pass starts t * (1 / MAX_SHARE - 1) later.
+#: Snapshots for publish passes that leave PVs waiting (changes faster than
+#: rate_hz) take at most this share of the event loop's time: after one that
+#: took t, the next pass starts t * (1 / MAX_SHARE - 1) later. A pass that
+#: posted every change delays nothing.
 MAX_SHARE = 0.2
 #: Uptime_RBV (whole seconds) and the decay of ArrayRate_RBV are posted this
 #: often while nothing else changes.
@@ -86,7 +88,8 @@ async def _publish_forever(publisher: Publisher, state: ServiceState, rate_hz: f
                 # frequent changes cost; what is posted costs at most rate_hz
                 spent = time.monotonic() - now
                 due = publisher.publish(snap, state.live_views())
-                ready = time.monotonic() + spent * (1.0 / MAX_SHARE - 1.0)
+                if due < math.inf:  # PVs wait: changes meanwhile cost passes
+                    ready = time.monotonic() + spent * (1.0 / MAX_SHARE - 1.0)
                 clock = now
             elif now - clock >= CLOCK_S:
                 # nothing changed but the clock: Uptime_RBV (whole seconds) and
