@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from swmr_roi_ioc.follow import FrameReader, KeyFollower, open_swmr, shared_dataset
-from swmr_roi_ioc.stats import FrameStats, Roi, compute_stats
+from swmr_roi_ioc.stats import FrameStats, Roi
 
 from ._errors import DataLostError, RewrittenError, TruncatedError
 from ._pipeline import STREAM_WORKERS, FramePipeline
@@ -294,8 +294,7 @@ class FollowedFile:
 
     def roi_stats(self, start: int, stop: int, roi: Roi) -> FrameStats:
         """One ROI's statistics of frames [start, stop), read again."""
-        frames = self._pipeline.read(start, stop)
-        return compute_stats(frames, [roi])[0][0]
+        return self._pipeline.roi_stats(start, stop, roi)
 
     def close(self) -> None:
         try:

@@ -22,7 +22,6 @@ from swmr_roi_ioc.follow import (
     FollowError,
     FrameReader,
     KeyFollower,
-    RandomReader,
     refresh,
     shared_dataset,
 )
@@ -95,10 +94,8 @@ class FramePipeline:
         self._h5file = h5file
         # the fast path: read_direct_chunk, decompression outside the HDF5 lock
         self._chunks = ChunkReader(reader.dataset, reader.scan_rank)
-        # frames read again for a retroactive ROI change: pieces in parallel
-        self._random = RandomReader(
-            h5file, reader.dataset_path, self._threads, scan_rank=reader.scan_rank
-        )
+        #: the block buffer of frames read again (a retroactive ROI change)
+        self._reread: np.ndarray | None = None
         self.frame_shape = reader.frame_shape
         self.dataset = reader.dataset
         #: the streams' block buffers, kept from one request to the next
@@ -170,15 +167,32 @@ class FramePipeline:
         self._state.add_batch(first, per_roi, frame_stats, self._unique_id(last - 1), latest)
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames [start, stop) again (a retroactive ROI change); reader thread only."""
+        """Frames [start, stop) again, into a new array."""
         try:
-            return self._random.read(range(start, stop))
+            return self._chunks.read_frames(start, stop)
         except FollowError as exc:
             raise _plain(exc) from exc
 
+    def roi_stats(self, start: int, stop: int, roi: Roi) -> FrameStats:
+        """One ROI's statistics of frames [start, stop), read again (a
+        retroactive ROI change) a block at a time into one buffer kept for
+        it, in the CPU cache while the block's statistics are computed (a
+        new array of the whole range cost more in page faults than its
+        statistics)."""
+        if self._reread is None:
+            self._reread = self._chunks.empty(self._batch)
+        parts = [np.empty((5, 0))]
+        try:
+            for first in range(start, stop, self._batch):
+                last = min(stop, first + self._batch)
+                frames = self._chunks.read_frames(first, last, out=self._reread[: last - first])
+                parts.append(compute_stats(frames, [roi])[0][0].values)
+        except FollowError as exc:
+            raise _plain(exc) from exc
+        return FrameStats.of(np.concatenate(parts, axis=1))
+
     def close(self) -> None:
-        """Stop the decompression and reader threads."""
-        self._random.close(wait=False)
+        """Stop the decompression threads."""
         self._chunks.close()
 
     def _unique_id(self, index: int) -> int:

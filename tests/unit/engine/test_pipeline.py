@@ -91,11 +91,17 @@ def test_pipeline_equals_numpy(
                 np.testing.assert_array_equal(sink.latest[-1], frames[stop - 1])
             assert len(sink.latest) == len(hops)
             again = pipeline.read(17, 150)
+            # a ROI moved: its frames read again, over several blocks
+            moved = pipeline.roi_stats(17, 150, Roi(6, 9, 25, 12))
         finally:
             pipeline.close()
     # ranges longer than two batches went through the BlockStream
     assert streamed == [(a, b) for a, b in hops if b - a > 128]
     np.testing.assert_array_equal(again, frames[17:150])
+    np.testing.assert_array_equal(moved.total, _expected(frames[17:150], 9, 6, 12, 25))
+    window = frames[17:150, 9:21, 6:31]
+    np.testing.assert_array_equal(moved.min, window.min(axis=(1, 2)).astype(np.float64))
+    np.testing.assert_array_equal(moved.max, window.max(axis=(1, 2)).astype(np.float64))
     records, count = state.acquisition_record()
     assert count == FRAMES
     a, b, whole = records
@@ -123,5 +129,7 @@ def test_read_error_is_the_readers_own(tmp_path: Path) -> None:
         try:
             with pytest.raises(OSError, match="frame"):
                 pipeline.read(5, 20)
+            with pytest.raises(OSError, match="frame"):
+                pipeline.roi_stats(5, 20, Roi(1, 1, 4, 4))
         finally:
             pipeline.close()
