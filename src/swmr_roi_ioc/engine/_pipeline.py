@@ -2,9 +2,11 @@
 
 A few frames (following a live writer) are read and computed right here; a
 longer range (catching up on a file, or after a pause) goes through a
-:class:`~swmr_roi_ioc.follow.BlockStream` whose two workers read, decompress
-and compute the statistics of a block each while the block is still in the
-CPU cache. Either way the results reach the state in frame order.
+:class:`~swmr_roi_ioc.follow.BlockStream` whose threads (``threads``: one
+when the worker processes fill the cores) read, decompress and compute the
+statistics of a block each while the block is still in the CPU cache; frames
+read again for a moved ROI go a block at a time through one kept buffer.
+Either way the results reach the state in frame order.
 """
 
 from __future__ import annotations
