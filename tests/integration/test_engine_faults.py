@@ -122,7 +122,9 @@ async def test_workers_killed_and_stopped_mid_acquisition(
 
     assert writer.wait(60) == 0
     await wait_for(f"{prefix}ArrayCounter_RBV", lambda v: v == frames, 180)
-    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == FINISHED, 60)
+    # Finished once source.timeout (60 s) passed without a new frame, counted
+    # from the last frame: waiting exactly 60 s from here raced it
+    await wait_for(f"{prefix}Status_RBV", lambda v: int(v) == FINISHED, 60 + 30)
     data = read_frames(h5)
     region = data[:, 20:50, 10:50].astype(np.float64)
     totals = region.sum(axis=(1, 2))
